@@ -1,0 +1,3 @@
+from prober.cli import main
+
+raise SystemExit(main())
