@@ -46,6 +46,8 @@ class RunResult:
     reason: Reason | None = None
     error: str | None = None
     browser_launch_seconds: float | None = None
+    # File names (not paths) under `{data_dir}/artifacts/`, each `{run_id}-{kind}.{ext}`.
+    artifacts: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -58,5 +60,6 @@ class RunResult:
         data["result"] = self.result.value
         data["reason"] = self.reason.value if self.reason else None
         data["steps"] = [asdict(step) for step in self.steps]
+        data["artifacts"] = list(self.artifacts)
         data.pop("extra")
         return data
