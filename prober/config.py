@@ -4,9 +4,11 @@ Every message names the file, the scenario and the field (or variable) at fault,
 the person reading it is an SRE looking at a crash-looping pod, not at a traceback.
 """
 
+import importlib.machinery
 import importlib.util
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,15 +175,20 @@ def _expand(
 def _check_importable(path: Path, scenario: Scenario) -> None:
     """Find the script's module without running it, so a typo fails `check`, not 3am."""
     assert scenario.script is not None
-    module = scenario.script.partition(":")[0]
+    top_level = scenario.script.partition(":")[0].split(".")[0]
+    # The worker puts the scenario file's directory first on sys.path; look there too.
+    search_path = [str(path.resolve().parent), *sys.path]
     try:
-        found = importlib.util.find_spec(module) is not None
+        found = (
+            importlib.machinery.PathFinder.find_spec(top_level, search_path) is not None
+            or importlib.util.find_spec(top_level) is not None
+        )
     except (ImportError, ValueError):
         found = False
     if not found:
         raise ConfigError(
             f"{path}: scenario {scenario.name!r}: script: "
-            f"module {module!r} cannot be found on the Python path"
+            f"module {top_level!r} cannot be found next to the scenario file or on the Python path"
         )
 
 

@@ -255,6 +255,9 @@ class WorkerRunner:
                         "processes survived SIGKILL",
                         extra={"run_id": run_id, "pids": [p.pid for p in survivors]},
                     )
+            # Browser processes that exited on their own after the worker re-parent to us
+            # as zombies; a zombie's environment (and so its tag) can no longer be read.
+            processes.reap_orphans(exclude=self.live_pids - {process.pid})
 
     def _reported(self, tracker: _RunTracker, result: Any) -> RunResult:
         finished = tracker.finished

@@ -83,25 +83,26 @@ def target_env(target: Target, monkeypatch: pytest.MonkeyPatch) -> Target:
     return target
 
 
+# The demo's sign-in steps, indented to sit under a scenario in a dedented snippet.
 SIGN_IN_STEPS = """
-    steps:
-      - name: app_page_loaded
-        actions:
-          - goto: "${APP_URL}/"
-          - wait_for: "text=Sign in with IdP"
-      - name: idp_page_loaded
-        actions:
-          - click: "text=Sign in with IdP"
-          - wait_for: "input[name=login]"
-      - name: credentials_accepted
-        actions:
-          - fill: {selector: "input[name=login]", value: "${PROBE_USER}"}
-          - fill: {selector: "input[name=password]", value: "${PROBE_PASSWORD}"}
-          - click: "button[type=submit]"
-      - name: back_in_app
-        actions:
-          - wait_for_url: "**/projects"
-          - expect_text: {selector: "h2", text: "Choose a project"}
+        steps:
+          - name: app_page_loaded
+            actions:
+              - goto: "${APP_URL}/"
+              - wait_for: "text=Sign in with IdP"
+          - name: idp_page_loaded
+            actions:
+              - click: "text=Sign in with IdP"
+              - wait_for: "input[name=login]"
+          - name: credentials_accepted
+            actions:
+              - fill: {selector: "input[name=login]", value: "${PROBE_USER}"}
+              - fill: {selector: "input[name=password]", value: "${PROBE_PASSWORD}"}
+              - click: "button[type=submit]"
+          - name: back_in_app
+            actions:
+              - wait_for_url: "**/projects"
+              - expect_text: {selector: "h2", text: "Choose a project"}
 """
 
 
@@ -160,6 +161,12 @@ def no_leftover_processes() -> Iterator[None]:
             break
         time.sleep(0.1)
         leftovers = leftover_processes()
+    if leftovers:  # clean up so one leak does not fail every later test too
+        for child in psutil.Process().children(recursive=True):
+            if processes.tagged(child, child.environ().get(processes.RUN_TAG_ENV, "")):
+                child.kill()
+        time.sleep(0.5)
+        processes.reap_orphans(exclude=set())
     assert not leftovers, f"processes left behind: {leftovers}"
 
 
