@@ -192,10 +192,16 @@ def _check_importable(path: Path, scenario: Scenario) -> None:
         )
 
 
+_FRIENDLY = {
+    "extra_forbidden": "unknown field (check its spelling and indentation)",
+    "missing": "required field is missing",
+}
+
+
 def _describe(path: Path, raw: Any, error: ValidationError) -> str:
     lines = []
     for item in error.errors(include_url=False):
-        message = item["msg"].removeprefix("Value error, ")
+        message = _FRIENDLY.get(item["type"]) or item["msg"].removeprefix("Value error, ")
         lines.append(f"{_where(path, raw, item['loc'])}: {message}")
     return "\n".join(lines)
 
@@ -215,7 +221,7 @@ def _where(path: Path, raw: Any, loc: tuple[str | int, ...]) -> str:
             if isinstance(child, dict) and isinstance(child.get("name"), str):
                 label += f" ({child['name']})"
             field.append(label)
-        elif index != 0 or key != "scenarios":
+        elif not (index == 0 and key == "scenarios" and len(loc) > 1):
             field.append(("." if field else "") + str(key))
         node = child
     if field:

@@ -83,26 +83,30 @@ def target_env(target: Target, monkeypatch: pytest.MonkeyPatch) -> Target:
     return target
 
 
-# The demo's sign-in steps, indented to sit under a scenario in a dedented snippet.
-SIGN_IN_STEPS = """
-        steps:
-          - name: app_page_loaded
-            actions:
-              - goto: "${APP_URL}/"
-              - wait_for: "text=Sign in with IdP"
-          - name: idp_page_loaded
-            actions:
-              - click: "text=Sign in with IdP"
-              - wait_for: "input[name=login]"
-          - name: credentials_accepted
-            actions:
-              - fill: {selector: "input[name=login]", value: "${PROBE_USER}"}
-              - fill: {selector: "input[name=password]", value: "${PROBE_PASSWORD}"}
-              - click: "button[type=submit]"
-          - name: back_in_app
-            actions:
-              - wait_for_url: "**/projects"
-              - expect_text: {selector: "h2", text: "Choose a project"}
+def sign_in_scenario(name: str = "sso-login", interval: str = "60s", timeout: str = "20s") -> str:
+    """The demo's sign-in flow as one entry of a `scenarios:` list (YAML at column 2)."""
+    return f"""\
+  - name: {name}
+    interval: {interval}
+    timeout: {timeout}
+    steps:
+      - name: app_page_loaded
+        actions:
+          - goto: "${{APP_URL}}/"
+          - wait_for: "text=Sign in with IdP"
+      - name: idp_page_loaded
+        actions:
+          - click: "text=Sign in with IdP"
+          - wait_for: "input[name=login]"
+      - name: credentials_accepted
+        actions:
+          - fill: {{selector: "input[name=login]", value: "${{PROBE_USER}}"}}
+          - fill: {{selector: "input[name=password]", value: "${{PROBE_PASSWORD}}"}}
+          - click: "button[type=submit]"
+      - name: back_in_app
+        actions:
+          - wait_for_url: "**/projects"
+          - expect_text: {{selector: "h2", text: "Choose a project"}}
 """
 
 

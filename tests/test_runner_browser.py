@@ -8,22 +8,14 @@ from urllib.parse import quote, quote_plus
 from prober.config import Config
 from prober.result import Outcome, Reason
 from prober.runner import WorkerRunner
-from tests.conftest import PASSWORD, SIGN_IN_STEPS, Target
+from tests.conftest import PASSWORD, Target, sign_in_scenario
 
 Load = Callable[[Path], Config]
 MakeRunner = Callable[..., WorkerRunner]
 
 
 def sign_in(timeout: str = "20s") -> str:
-    return (
-        f"""
-    scenarios:
-      - name: sso-login
-        interval: 60s
-        timeout: {timeout}
-    """
-        + SIGN_IN_STEPS
-    )
+    return "scenarios:\n" + sign_in_scenario(timeout=timeout)
 
 
 async def test_sign_in_flow_succeeds_with_every_step_timed(
