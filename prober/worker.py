@@ -19,6 +19,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from prober.config import Step
 from prober.failures import classify, describe
+from prober.processes import die_with_parent
 from prober.protocol import EventName, WorkerSpec, encode_event
 from prober.result import Outcome
 from prober.scenario.actions import perform
@@ -175,6 +176,7 @@ async def _close(browser: Browser) -> None:
 
 
 def main() -> int:
+    die_with_parent()
     events_fd = os.dup(1)
     os.dup2(2, 1)
     spec = WorkerSpec.model_validate_json(sys.stdin.buffer.read())

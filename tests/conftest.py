@@ -1,6 +1,7 @@
 """Shared fixtures: a real target site on 127.0.0.1, the system Chromium, leftover checks."""
 
 import asyncio
+import contextlib
 import os
 import textwrap
 import time
@@ -167,8 +168,9 @@ def no_leftover_processes() -> Iterator[None]:
         leftovers = leftover_processes()
     if leftovers:  # clean up so one leak does not fail every later test too
         for child in psutil.Process().children(recursive=True):
-            if processes.tagged(child, child.environ().get(processes.RUN_TAG_ENV, "")):
-                child.kill()
+            with contextlib.suppress(psutil.Error):
+                if processes.RUN_TAG_ENV in child.environ():
+                    child.kill()
         time.sleep(0.5)
         processes.reap_orphans(exclude=set())
     assert not leftovers, f"processes left behind: {leftovers}"
