@@ -10,8 +10,10 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -135,6 +137,9 @@ class WorkerRunner:
             python_path=self.python_path,
         )
         tracker = _RunTracker(self.redact)
+        # Playwright and Chromium put profiles and temp files under TMPDIR and never
+        # remove them when killed; a private directory per run is removed afterwards.
+        scratch = tempfile.mkdtemp(prefix=f"prober-{run_id}-")
 
         def result(outcome: Outcome, **fields: Any) -> RunResult:
             elapsed = time.monotonic() - (tracker.body_started or started)
@@ -158,10 +163,11 @@ class WorkerRunner:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
-                env=self._environment(run_id),
+                env=self._environment(run_id, scratch),
                 limit=MAX_EVENT_BYTES,
             )
         except OSError as exc:
+            shutil.rmtree(scratch, ignore_errors=True)
             return result(Outcome.ERROR, error=f"cannot start worker: {exc}")
         self.live_pids.add(process.pid)
         assert process.stdin and process.stdout and process.stderr
@@ -173,6 +179,7 @@ class WorkerRunner:
             await self._clean_up(process, run_id)
             drain.cancel()
             self.live_pids.discard(process.pid)
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
         if outcome == "timeout":
             if tracker.body_started is None:
                 return result(
@@ -282,9 +289,10 @@ class WorkerRunner:
         built: RunResult = result(outcome, **fields)
         return built
 
-    def _environment(self, run_id: str) -> dict[str, str]:
+    def _environment(self, run_id: str, scratch: str) -> dict[str, str]:
         env = dict(os.environ)
         env[processes.RUN_TAG_ENV] = run_id
+        env["TMPDIR"] = scratch
         # The worker must import the same prober as the parent, even from a source tree.
         env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT, *filter(None, [env.get("PYTHONPATH")])])
         return env

@@ -1,6 +1,8 @@
 """WorkerRunner with a real Chromium against the real target on 127.0.0.1."""
 
 import json
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -77,7 +79,12 @@ async def test_awaited_text_never_shown_times_out_in_that_step(
     assert result.failed_step == "dashboard_loaded"
     assert result.reason is Reason.TIMEOUT
     assert [(s.name, s.ok) for s in result.steps] == [("home", True), ("dashboard_loaded", False)]
-    # The no_leftover_processes fixture checks the process table for Chromium and driver.
+    # The no_leftover_processes fixture checks the process table for Chromium and driver;
+    # the browser profile the killed run left in its private TMPDIR is gone too.
+    leftover = [
+        n for n in os.listdir(tempfile.gettempdir()) if n.startswith(f"prober-{result.run_id}")
+    ]
+    assert not leftover
 
 
 async def test_wrong_text_is_an_assertion_failure(
