@@ -10,6 +10,7 @@ import html
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
@@ -54,6 +55,7 @@ class ScenarioView:
     running: bool
     recent: list[RunRecord]  # newest first
     failures: list[RunRecord]  # newest first
+    present: frozenset[str] = frozenset()  # artifact files of `failures` still on disk
 
 
 def install(app: web.Application) -> None:
@@ -65,6 +67,7 @@ async def handle(request: web.Request) -> web.Response:
     api = request.app[API_KEY]
     views = []
     for name, scenario in sorted(api.scheduler.scenarios.items()):
+        failures = await api.history.runs(scenario=name, results=FAILED, limit=FAILURES_SHOWN)
         views.append(
             ScenarioView(
                 name=name,
@@ -72,15 +75,22 @@ async def handle(request: web.Request) -> web.Response:
                 timeout=scenario.timeout,
                 running=api.scheduler.is_running(name),
                 recent=await api.history.runs(scenario=name, limit=CHART_RUNS),
-                failures=await api.history.runs(
-                    scenario=name, results=FAILED, limit=FAILURES_SHOWN
-                ),
+                failures=failures,
+                present=_present(api.artifacts_dir, failures),
             )
         )
     page = render(views, api.redact, degraded=api.history.degraded, now=time.time())
     return web.Response(
         text=page, content_type="text/html", headers={"Content-Security-Policy": CSP}
     )
+
+
+def _present(directory: Path | None, records: list[RunRecord]) -> frozenset[str]:
+    """Artifacts still on disk: a thumbnail of a file removed by retention is a broken image."""
+    if directory is None:
+        return frozenset()
+    names = {name for record in records for name in record.result.artifacts}
+    return frozenset(name for name in names if (directory / name).is_file())
 
 
 def render(views: Iterable[ScenarioView], redact: Redactor, degraded: bool, now: float) -> str:
@@ -116,7 +126,7 @@ def _scenario(view: ScenarioView, redact: Redactor, now: float) -> str:
     out = [
         f'<section id="scenario-{e(view.name)}"><h2>{e(view.name)} ',
         f'<span class="state {state}">{e(label)}</span></h2>',
-        f"<div class=meta>every {view.interval:g}s, timeout {view.timeout:g}s",
+        f"<div class=meta>every {_span(view.interval)}, timeout {_span(view.timeout)}",
     ]
     if last is not None:
         out.append(
@@ -125,13 +135,17 @@ def _scenario(view: ScenarioView, redact: Redactor, now: float) -> str:
         )
     out.append("</div>")
     if view.recent:
-        out.append(_chart(list(reversed(view.recent))))
+        longest = max(r.result.duration_seconds for r in view.recent)
+        out.append(
+            f"<div class=meta>Last {len(view.recent)} runs, oldest left; the tallest bar is "
+            f"{longest:.2f}s.</div>{_chart(list(reversed(view.recent)))}"
+        )
     if view.failures:
         out.append(
-            "<table><tr><th>failed</th><th>result</th><th>step</th><th>error</th>"
+            "<table><tr><th>when</th><th>result</th><th>step</th><th>error</th>"
             "<th>artifacts</th></tr>"
         )
-        out.extend(_failure(record, redact, now) for record in view.failures)
+        out.extend(_failure(record, view.present, redact, now) for record in view.failures)
         out.append("</table>")
     out.append("</section>")
     return "".join(out)
@@ -158,7 +172,7 @@ def _chart(runs: list[RunRecord], width: int = 400, height: int = 60) -> str:
     )
 
 
-def _failure(record: RunRecord, redact: Redactor, now: float) -> str:
+def _failure(record: RunRecord, present: frozenset[str], redact: Redactor, now: float) -> str:
     e = html.escape
     r = record.result
     error = redact(r.error or "")
@@ -168,7 +182,7 @@ def _failure(record: RunRecord, redact: Redactor, now: float) -> str:
     for name in r.artifacts:
         url = e(artifact_url(r.run_id, name))
         links.append(f'<a href="{url}">{e(_artifact_label(r.run_id, name))}</a>')
-        if name.lower().endswith(".png"):
+        if name.lower().endswith(".png") and name in present:
             shots.append(f'<a href="{url}"><img class=shot src="{url}" alt="screenshot"></a>')
     run_url = e(f"/api/runs/{quote(r.run_id, safe='')}")
     return (
@@ -182,6 +196,16 @@ def _artifact_label(run_id: str, name: str) -> str:
     """`{run_id}-screenshot.png` -> `screenshot`; anything else keeps its name."""
     kind = name.removeprefix(f"{run_id}-")
     return kind.rsplit(".", 1)[0] if kind != name else name
+
+
+def _span(seconds: float) -> str:
+    """3600 -> `1h`, 90 -> `1m30s`, 0.5 -> `0.5s`: how durations are written in config."""
+    whole = int(seconds)
+    if whole != seconds or whole < 60:
+        return f"{seconds:g}s"
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return "".join(f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
 
 
 def _when(timestamp: float) -> str:
