@@ -1,6 +1,7 @@
 """A scripted stand-in for WorkerRunner.run, for tests where the browser is not the point."""
 
 import asyncio
+import random
 import time
 from collections.abc import Iterable
 
@@ -46,3 +47,10 @@ class FakeRun:
             error="login button not found" if failed else None,
             artifacts=(f"{run_id}-screenshot.png", f"{run_id}-trace.zip") if failed else (),
         )
+
+
+class NoScheduledRuns(random.Random):
+    """Start offsets at their maximum (the interval): only the test's own runs happen."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b

@@ -23,7 +23,7 @@ from prober.server import Health, make_app
 from prober.service import RunRecorder
 from tests.apicheck import SPEC, ApiClient, Reply, template_for
 from tests.conftest import PASSWORD, SIGN_IN_STEPS
-from tests.fakes import FakeRun
+from tests.fakes import FakeRun, NoScheduledRuns
 
 TOKEN = "t0ken-for-tests-4f8a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -79,7 +79,9 @@ async def serve_api(
         fake = FakeRun(outcomes)
         history = await History.open(data_dir, Retention(3600.0, 7200.0), lambda: None)
         metrics = ProberMetrics(CollectorRegistry(), (1.0,), (1.0,))
-        scheduler = Scheduler(fake, RunRecorder(metrics, history), 2, max_start_offset=3600.0)
+        scheduler = Scheduler(
+            fake, RunRecorder(metrics, history), 2, max_start_offset=3600.0, rng=NoScheduledRuns()
+        )
         scheduler.start(config.scenarios)
         app = make_app(CollectorRegistry(), Health(lambda: True, lambda: None))
         api.install(

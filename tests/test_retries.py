@@ -11,7 +11,7 @@ from prober.metrics import ProberMetrics
 from prober.result import Outcome
 from prober.scheduler import ScenarioBusyError, Scheduler
 from prober.service import RunRecorder
-from tests.fakes import FakeRun
+from tests.fakes import FakeRun, NoScheduledRuns
 
 RETENTION = Retention(3600.0, 7200.0)
 
@@ -36,7 +36,9 @@ async def run_once(
     metrics = ProberMetrics(registry, (1.0, 10.0), (1.0, 10.0))
     metrics.configure([config])
     history = await History.open(None, RETENTION, lambda: None)
-    scheduler = Scheduler(fake, RunRecorder(metrics, history), 1, max_start_offset=3600.0)
+    scheduler = Scheduler(
+        fake, RunRecorder(metrics, history), 1, max_start_offset=3600.0, rng=NoScheduledRuns()
+    )
     scheduler.start([config])
     try:
         await scheduler.run_now(config.name)
@@ -97,7 +99,9 @@ async def test_retries_hold_the_scenario_lock() -> None:
     config = scenario(retries=1)
     history = await History.open(None, RETENTION, lambda: None)
     registry = CollectorRegistry()
-    scheduler = Scheduler(fake, RunRecorder(ProberMetrics(registry, (1,), (1,)), history), 1, 3600)
+    scheduler = Scheduler(
+        fake, RunRecorder(ProberMetrics(registry, (1,), (1,)), history), 1, 3600, NoScheduledRuns()
+    )
     scheduler.start([config])
     first = asyncio.create_task(scheduler.run_now("login"))
     await asyncio.wait_for(fake.held.wait(), 10)

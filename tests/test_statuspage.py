@@ -63,44 +63,48 @@ async def test_status_page_in_chromium(serve_api: ServerFactory, browser_path: P
     (artifacts / "r-hostile-trace.zip").write_bytes(b"PK\x05\x06" + b"\x00" * 18)
     server.history.record(hostile, ended_at=now - 1)
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(browser_path), args=BROWSER_ARGS
-        )
-        try:
-            page = await browser.new_page(viewport={"width": 1100, "height": 900})
-            response = await page.goto(server.client.base + "/")
-            assert response is not None and response.status == 200
-            assert await page.title() == "prober status"
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=str(browser_path), args=BROWSER_ARGS
+            )
+            try:
+                page = await browser.new_page(viewport={"width": 1100, "height": 900})
+                response = await page.goto(server.client.base + "/")
+                assert response is not None and response.status == 200
+                assert await page.title() == "prober status"
 
-            login = page.locator("#scenario-login")
-            assert await login.locator(".state").inner_text() == "failure"
-            # One bar per run: success, success, failure, and the retry's failure.
-            assert await login.locator("svg.chart rect").count() == 4
-            assert await login.locator("tr.failure-row").count() == 2
-            assert "login button not found" in await login.inner_text()
+                login = page.locator("#scenario-login")
+                assert await login.locator(".state").inner_text() == "failure"
+                # One bar per run: success, success, failure, and the retry's failure.
+                assert await login.locator("svg.chart rect").count() == 4
+                assert await login.locator("tr.failure-row").count() == 2
+                assert "login button not found" in await login.inner_text()
 
-            other = page.locator("#scenario-other")
-            assert await other.locator(".state").inner_text() == "timeout"
-            text = await other.inner_text()
-            assert "<script>window.pwned = 1</script>" in text  # shown as text, not run
-            assert "********" in text and PASSWORD not in await page.content()
-            assert await page.evaluate("window.pwned") is None
+                other = page.locator("#scenario-other")
+                assert await other.locator(".state").inner_text() == "timeout"
+                text = await other.inner_text()
+                assert "<script>window.pwned = 1</script>" in text  # shown as text, not run
+                assert "********" in text and PASSWORD not in await page.content()
+                assert await page.evaluate("window.pwned") is None
 
-            shot = other.locator("img.shot")
-            assert await shot.evaluate("img => img.complete && img.naturalWidth") == 64
-            links = {
-                await a.inner_text(): await a.get_attribute("href")
-                for a in await other.locator("td a").all()
-                if await a.inner_text()
-            }
-            assert links["trace"] == "/api/runs/r-hostile/artifacts/r-hostile-trace.zip"
-            assert links["screenshot"] == "/api/runs/r-hostile/artifacts/r-hostile-screenshot.png"
-            download = await page.request.get(server.client.base + links["trace"])
-            assert download.headers["content-type"] == "application/zip"
+                shot = other.locator("img.shot")
+                assert await shot.evaluate("img => img.complete && img.naturalWidth") == 64
+                links = {
+                    await a.inner_text(): await a.get_attribute("href")
+                    for a in await other.locator("td a").all()
+                    if await a.inner_text()
+                }
+                assert links["trace"] == "/api/runs/r-hostile/artifacts/r-hostile-trace.zip"
+                assert (
+                    links["screenshot"] == "/api/runs/r-hostile/artifacts/r-hostile-screenshot.png"
+                )
+                download = await page.request.get(server.client.base + links["trace"])
+                assert download.headers["content-type"] == "application/zip"
 
-            OUTPUT.mkdir(exist_ok=True)
-            await page.screenshot(path=OUTPUT / "status-page.png", full_page=True)
-        finally:
-            await browser.close()
-    processes.reap_orphans(exclude=set())  # Chromium's helpers re-parent to us (subreaper)
+                OUTPUT.mkdir(exist_ok=True)
+                await page.screenshot(path=OUTPUT / "status-page.png", full_page=True)
+            finally:
+                await browser.close()
+    finally:
+        processes.reap_orphans(exclude=set())  # Chromium's helpers re-parent to us
