@@ -15,6 +15,7 @@ timeout, and a queue would let triggers pile up behind a hung target.
 import asyncio
 import hmac
 import logging
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -136,7 +137,7 @@ async def runs(request: web.Request) -> web.Response:
     api = request.app[API_KEY]
     query = request.query
     raw_limit = query.get("limit", str(DEFAULT_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    if not re.fullmatch(r"[0-9]{1,6}", raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         return error(400, f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw_limit!r}")
     results = None
     if "result" in query:

@@ -208,6 +208,8 @@ async def test_scenario_config_is_shown_with_secrets_masked(serve_api: ServerFac
         ("/api/runs?limit=-1", 400, "limit must be"),
         ("/api/runs?limit=501", 400, "limit must be"),
         ("/api/runs?limit=", 400, "limit must be"),
+        ("/api/runs?limit=%C2%B2", 400, "limit must be"),  # '²' passes str.isdigit()
+        ("/api/runs?limit=1.5", 400, "limit must be"),
         ("/api/runs?result=broken", 400, "result must be one of success, failure, timeout"),
         ("/api/runs?scenario=nope", 404, "unknown scenario 'nope'"),
     ],
