@@ -97,6 +97,18 @@ class ProberMetrics:
             ("scenario", "step", "reason", *extra),
             registry=registry,
         )
+        self.retries = Counter(
+            "prober_scenario_retries_total",
+            "Attempts that retried a failed or timed-out run (retries: N). Each is also "
+            "counted in prober_scenario_runs_total, so retries never hide flakiness.",
+            scenario,
+            registry=registry,
+        )
+        self.history_degraded = gauge(
+            "prober_history_degraded",
+            "1 if the run history database failed and history is kept in memory only.",
+            extra,
+        )
         self.build_info = gauge(
             "prober_build_info",
             "Always 1; versions of prober, Playwright and the browser.",
@@ -109,6 +121,10 @@ class ProberMetrics:
     def set_build_info(self, version: str, playwright_version: str, browser_version: str) -> None:
         self.build_info.labels(*self._labels(version, playwright_version, browser_version)).set(1)
 
+    def set_history_degraded(self, degraded: bool) -> None:
+        labelled = self.history_degraded.labels(*self._labels()) if self._location else None
+        (labelled or self.history_degraded).set(1 if degraded else 0)
+
     def configure(self, scenarios: Iterable[Scenario]) -> None:
         """Create each scenario's series up front, so rate() and alerts see zeros, not gaps."""
         for scenario in scenarios:
@@ -116,6 +132,7 @@ class ProberMetrics:
             self.interval.labels(*labels).set(scenario.interval)
             self.timeout.labels(*labels).set(scenario.timeout)
             self.running.labels(*labels).set(0)
+            self.retries.labels(*labels)
             for outcome in Outcome:
                 self.runs.labels(*self._labels(scenario.name, outcome.value))
 
@@ -129,6 +146,8 @@ class ProberMetrics:
         name = result.scenario
         labels = self._labels(name)
         self.runs.labels(*self._labels(name, result.result.value)).inc()
+        if result.attempt > 1:
+            self.retries.labels(*labels).inc()
         if result.result is Outcome.ERROR:
             return
         self.last_duration.labels(*labels).set(result.duration_seconds)

@@ -48,6 +48,8 @@ class RunResult:
     browser_launch_seconds: float | None = None
     # File names (not paths) under `{data_dir}/artifacts/`, each `{run_id}-{kind}.{ext}`.
     artifacts: tuple[str, ...] = ()
+    # 1 for a scheduled or requested run, 2.. for its retries (each retry is its own run).
+    attempt: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

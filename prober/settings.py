@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     # Scenarios start at a random offset up to min(interval, this) so that a restart does
     # not launch every browser at once.
     max_start_offset: Duration = 30.0
+    # Run history in {data_dir}/history.sqlite3: failures (failure, timeout, error) are
+    # kept longer than successes so the last failure is still there when someone looks.
+    history_retention: Duration = 7 * 24 * 3600.0
+    history_failure_retention: Duration = 30 * 24 * 3600.0
+    # POST /api/scenarios/{name}/runs: at most one per scenario per cooldown, and at most
+    # this many per minute in total, so the API cannot turn prober into a load generator.
+    api_trigger_cooldown: Duration = 10.0
+    api_triggers_per_minute: int = Field(default=10, ge=1, le=600)
     scenario_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_SCENARIO_BUCKETS
     step_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_STEP_BUCKETS
 
