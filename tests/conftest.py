@@ -84,13 +84,19 @@ def target_env(target: Target, monkeypatch: pytest.MonkeyPatch) -> Target:
     return target
 
 
-def sign_in_scenario(name: str = "sso-login", interval: str = "60s", timeout: str = "20s") -> str:
-    """The demo's sign-in flow as one entry of a `scenarios:` list (YAML at column 2)."""
+def sign_in_scenario(
+    name: str = "sso-login", interval: str = "60s", timeout: str = "20s", extra: str = ""
+) -> str:
+    """The demo's sign-in flow as one entry of a `scenarios:` list (YAML at column 2).
+
+    `extra` adds fields to the scenario, e.g. `retries: 1`.
+    """
+    fields = "".join(f"    {line}\n" for line in extra.splitlines())
     return f"""\
   - name: {name}
     interval: {interval}
     timeout: {timeout}
-    steps:
+{fields}    steps:
       - name: app_page_loaded
         actions:
           - goto: "${{APP_URL}}/"

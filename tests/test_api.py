@@ -22,29 +22,23 @@ from prober.secrets import Redactor
 from prober.server import Health, make_app
 from prober.service import RunRecorder
 from tests.apicheck import SPEC, ApiClient, Reply, template_for
-from tests.conftest import PASSWORD, SIGN_IN_STEPS
+from tests.conftest import PASSWORD, sign_in_scenario
 from tests.fakes import FakeRun, NoScheduledRuns
 
 TOKEN = "t0ken-for-tests-4f8a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CONFIG = (
-    """
-    scenarios:
-      - name: login
-        interval: 1h
-        timeout: 30s
-        retries: 1
-    """
-    + SIGN_IN_STEPS.replace("\n", "\n    ")
-    + """
-      - name: other
-        interval: 1h
-        timeout: 30s
-        steps:
-          - name: home
-            actions:
-              - goto: "${APP_URL}/"
-    """
+    "scenarios:\n"
+    + sign_in_scenario("login", interval="1h", timeout="30s", extra="retries: 1")
+    + """\
+  - name: other
+    interval: 1h
+    timeout: 30s
+    steps:
+      - name: home
+        actions:
+          - goto: "${APP_URL}/"
+"""
 )
 
 

@@ -62,7 +62,7 @@ async def test_awaited_text_never_shown_times_out_in_that_step(
         scenarios:
           - name: stuck
             interval: 60s
-            timeout: 6s
+            timeout: 15s
             steps:
               - name: home
                 actions:

@@ -18,15 +18,10 @@ from prober.history import DB_NAME
 from prober.service import serve
 from prober.settings import Settings
 from tests.apicheck import ApiClient
-from tests.conftest import PASSWORD, SIGN_IN_STEPS
+from tests.conftest import PASSWORD, sign_in_scenario
 
 TOKEN = "e2e-token-7c1d"
-CONFIG = """
-    scenarios:
-      - name: sign-in
-        interval: 1h
-        timeout: 30s
-    """ + SIGN_IN_STEPS.replace("\n", "\n    ")
+CONFIG = "scenarios:\n" + sign_in_scenario("sign-in", interval="1h", timeout="30s")
 STEPS = ["app_page_loaded", "idp_page_loaded", "credentials_accepted", "back_in_app"]
 
 
