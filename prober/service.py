@@ -12,6 +12,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from prober import __version__, processes
+from prober.artifacts import ArtifactStore, Retention
 from prober.browser import (
     DEFAULT_ARGS,
     BrowserNotFoundError,
@@ -67,6 +68,13 @@ def make_runner(settings: Settings, config: Config, browser: Path | None) -> Wor
         browser_args=[*DEFAULT_ARGS, *settings.browser_args],
         redact=Redactor(config.secrets),
         python_path=[str(config.path.resolve().parent)],
+        artifacts=ArtifactStore(
+            settings.data_dir / "artifacts",
+            Retention(settings.artifact_max_age, settings.artifact_max_bytes),
+        )
+        if settings.data_dir
+        else None,
+        trace_on_success=settings.trace_on_success,
     )
 
 
