@@ -100,7 +100,11 @@ async def serve(
         )
     registry = CollectorRegistry()
     metrics = ProberMetrics(
-        registry, settings.scenario_buckets, settings.step_buckets, settings.location
+        registry,
+        settings.scenario_buckets,
+        settings.step_buckets,
+        settings.location,
+        settings.page_timing_buckets,
     )
     metrics.set_build_info(
         __version__, playwright_version(), browser_version(browser) if browser else "unknown"

@@ -9,11 +9,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from prober.artifacts import STAGING, ArtifactStore, Retention
 from prober.config import Config
+from prober.metrics import ProberMetrics
 from prober.result import Outcome, Reason, RunResult
 from prober.runner import WorkerRunner
+from prober.settings import DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS
 from tests.artifact_checks import count_color, leaks, png_size
 from tests.conftest import PASSWORD, SIGN_IN_STEPS, USER
 
@@ -208,6 +211,11 @@ async def test_unusable_data_dir_is_reported_and_counted_but_never_stops_probing
     assert [r.message for r in caplog.records] == [
         "cannot keep failure artifacts; probing continues without them"
     ]
+    registry = CollectorRegistry()
+    metrics = ProberMetrics(registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS)
+    metrics.record(result, ended_at=0.0)
+    failures = registry.get_sample_value("prober_artifact_failures_total", {"scenario": "probe"})
+    assert failures == 1.0
 
 
 @pytest.fixture
