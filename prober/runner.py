@@ -62,6 +62,9 @@ class _RunTracker:
     page_timings: list[PageTiming] = field(default_factory=list)
     artifacts: list[str] = field(default_factory=list)
     artifact_error: str | None = None
+    # A step the worker reported as failed: a worker killed while it saves artifacts
+    # has already closed the step, so no step is in progress to blame.
+    failed_step: str | None = None
 
     def feed(self, line: bytes) -> None:
         try:
@@ -81,6 +84,8 @@ class _RunTracker:
             duration = _number(event.get("duration_seconds")) or 0.0
             self.steps.append(StepResult(event["step"], duration, bool(event.get("ok"))))
             self.current_step = None
+            if not event.get("ok"):
+                self.failed_step = event["step"]
         elif kind == "run_finished":
             self.finished = event
         elif kind == "page_timing":
@@ -208,7 +213,7 @@ class WorkerRunner:
                     Outcome.ERROR,
                     error=f"browser did not start within the {scenario.timeout:g}s timeout",
                 )
-            failed = tracker.interrupted_step()
+            failed = tracker.interrupted_step() or tracker.failed_step
             return result(
                 Outcome.TIMEOUT,
                 failed_step=failed,

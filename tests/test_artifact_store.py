@@ -54,6 +54,7 @@ async def test_worker_killed_mid_write_leaves_only_complete_reported_files(tmp_p
     result = await runner.run(scenario)
 
     assert result.result is Outcome.TIMEOUT
+    assert result.failed_step == "slow_step"
     assert result.artifacts == (f"{result.run_id}-screenshot.png",)
     assert names(store.directory) == [f"{result.run_id}-screenshot.png"]
     # The unscrubbed partial file went with the staging directory.

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from prober.artifacts import STAGING, ArtifactStore, Retention
-from prober.config import Config
+from prober.config import Config, load_config
 from prober.metrics import ProberMetrics
 from prober.result import Outcome, Reason, RunResult
 from prober.runner import WorkerRunner
@@ -281,3 +281,27 @@ def test_run_result_json_lists_artifacts_and_their_problem() -> None:
     data = result.to_json()
     assert data["artifacts"] == ["r1-screenshot.png"]
     assert data["artifact_error"].endswith("No space left on device")
+
+
+async def test_wedged_page_still_times_out_in_its_step(
+    write_config: WriteConfig, make_runner: MakeRunner, store: ArtifactStore
+) -> None:
+    """A renderer stuck in a script cannot be screenshot; the run still ends cleanly."""
+    config = load_config(
+        scenario_file(
+            write_config,
+            """
+        steps:
+          - name: busy_page
+            actions:
+              - goto: "data:text/html,<p>busy</p><script>for (;;) {}</script>"
+            """,
+            timeout="10s",
+        )
+    )
+    result = await make_runner(config, artifacts=store).run(config.scenario("probe"))
+
+    assert result.result is Outcome.TIMEOUT
+    assert (result.failed_step, result.reason) == ("busy_page", Reason.TIMEOUT)
+    assert f"{result.run_id}-screenshot.png" not in result.artifacts
+    assert not (store.directory / STAGING / result.run_id).exists()

@@ -1,5 +1,6 @@
 """A worker that is killed at its timeout in the middle of writing artifacts.
 
+Like the real worker past its soft deadline, it has closed the failed step already.
 It publishes one complete artifact, claims names it has no right to, and leaves an
 unscrubbed file half-written in its staging directory when the parent kills it.
 """
@@ -23,6 +24,7 @@ def emit(event: str, **fields: object) -> None:
 
 emit("browser_launched", duration_seconds=0.01)
 emit("step_started", step="slow_step")
+emit("step_finished", step="slow_step", duration_seconds=1.5, ok=False, reason="timeout")
 (directory / f"{run_id}-screenshot.png").write_bytes(b"\x89PNG\r\n\x1a\n")
 emit("artifact", name=f"{run_id}-screenshot.png")
 for claimed in (f"{run_id}-missing.json", "other-run-trace.zip", f"../{run_id}-x.png"):
