@@ -8,9 +8,13 @@ How a document's numbers reach us: an init script in every document observes LCP
 layout shifts and, when the document is left (`beforeunload`, which fires before the
 next navigation starts; `pagehide` is not delivered once the document is going away),
 sends its figures through a CDP binding. The last document of a run is read by the
-worker at the end of the run, outside every step's timing. A document belongs to the
-step that was running (or had just run) when it was created, which is the step whose
-action navigated to it, even when its figures arrive during a later step.
+worker at the end of the run, outside every step's timing.
+
+A document belongs to the step in which the navigation to it started: the step whose
+`goto` or submit click left the previous document (its `beforeunload` report arrives
+while that action runs), else, for a first navigation, the step running when the
+document was created. Blaming the step running at creation would depend on whether
+the new document commits before or after the submit click returns: a race.
 
 Only the page the scenario is handed is measured, not popups it opens.
 """
@@ -105,6 +109,8 @@ class PageTimingProbe:
         self._current_step = current_step
         self._emit = emit
         self._document_steps: dict[str, str | None] = {}
+        # Set when a document is left: the step that started the next navigation.
+        self._navigating_step: str | None = None
 
     async def install(self, context: BrowserContext, page: Page) -> None:
         """Before the first navigation: documents created earlier are not measured."""
@@ -121,9 +127,9 @@ class PageTimingProbe:
 
     def _called(self, event: dict[str, Any]) -> None:
         if event.get("name") == BINDING:
-            self._report(event.get("payload"))
+            self._report(event.get("payload"), leaving=True)
 
-    def _report(self, payload: Any) -> None:
+    def _report(self, payload: Any, leaving: bool = False) -> None:
         try:
             data = json.loads(payload) if isinstance(payload, str) else None
         except ValueError:
@@ -131,8 +137,11 @@ class PageTimingProbe:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             return
         if set(data) == {"id"}:  # the document has just been created
-            self._document_steps[data["id"]] = self._current_step()
+            self._document_steps[data["id"]] = self._navigating_step or self._current_step()
+            self._navigating_step = None
             return
+        if leaving:
+            self._navigating_step = self._current_step()
         step = self._document_steps.get(data["id"])
         if step is None:
             return
