@@ -12,6 +12,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from prober import __version__, api, processes, statuspage
+from prober.artifacts import ArtifactRetention, ArtifactStore
 from prober.browser import (
     DEFAULT_ARGS,
     BrowserNotFoundError,
@@ -73,6 +74,13 @@ def make_runner(settings: Settings, config: Config, browser: Path | None) -> Wor
         browser_args=[*DEFAULT_ARGS, *settings.browser_args],
         redact=Redactor(config.secrets),
         python_path=[str(config.path.resolve().parent)],
+        artifacts=ArtifactStore(
+            settings.data_dir / "artifacts",
+            ArtifactRetention(settings.artifact_max_age, settings.artifact_max_bytes),
+        )
+        if settings.data_dir
+        else None,
+        trace_on_success=settings.trace_on_success,
     )
 
 
@@ -110,7 +118,11 @@ async def serve(
         )
     registry = CollectorRegistry()
     metrics = ProberMetrics(
-        registry, settings.scenario_buckets, settings.step_buckets, settings.location
+        registry,
+        settings.scenario_buckets,
+        settings.step_buckets,
+        settings.location,
+        settings.page_timing_buckets,
     )
     metrics.set_build_info(
         __version__, playwright_version(), browser_version(browser) if browser else "unknown"
