@@ -21,7 +21,8 @@ from typing import Any
 
 from prober import processes
 from prober.config import Scenario
-from prober.protocol import WorkerSpec
+from prober.pool import Prewarm, WarmPool, Worker, stop_worker
+from prober.protocol import LaunchSpec, WorkerSpec
 from prober.result import Outcome, Reason, RunResult, StepResult
 from prober.secrets import Redactor
 
@@ -108,6 +109,8 @@ class WorkerRunner:
         python_path: Sequence[str] = (),
         command: Sequence[str] = WORKER_COMMAND,
         exit_wait: float = 5.0,
+        prewarm: Prewarm = "none",
+        pool_size: int = 1,
     ) -> None:
         self.browser_path = browser_path
         self.browser_args = list(browser_args)
@@ -117,6 +120,25 @@ class WorkerRunner:
         self.exit_wait = exit_wait
         # Pids asyncio is waiting for: the orphan reaper must not steal their exit status.
         self.live_pids: set[int] = set()
+        self.pool = (
+            None
+            if prewarm == "none"
+            else WarmPool(
+                lambda: self._spawn(f"warm-{new_run_id()}", prewarm == "browser"),
+                self._retire,
+                pool_size,
+            )
+        )
+
+    def start(self) -> None:
+        """Start pre-starting workers (if `prewarm` asks for it); needs a running loop."""
+        if self.pool is not None:
+            self.pool.start()
+
+    async def close(self) -> None:
+        """Kill pre-started workers that will not be needed (prober shutdown)."""
+        if self.pool is not None:
+            await self.pool.close()
 
     async def run(self, scenario: Scenario, run_id: str | None = None) -> RunResult:
         run_id = run_id or new_run_id()
@@ -129,8 +151,6 @@ class WorkerRunner:
             script=scenario.script,
             params=scenario.params,
             soft_deadline=hard_deadline - soft_margin(scenario.timeout),
-            browser_path=self.browser_path,
-            browser_args=self.browser_args,
             secrets=list(self.redact.secrets),
             python_path=self.python_path,
         )
@@ -151,28 +171,18 @@ class WorkerRunner:
                 **fields,
             )
 
+        worker = await self.pool.take() if self.pool is not None else None
+        if worker is None:
+            try:
+                worker = await self._spawn(run_id, launch_browser=True)
+            except OSError as exc:
+                return result(Outcome.ERROR, error=f"cannot start worker: {exc}")
         try:
-            process = await asyncio.create_subprocess_exec(
-                *self.command,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                env=self._environment(run_id),
-                limit=MAX_EVENT_BYTES,
-            )
-        except OSError as exc:
-            return result(Outcome.ERROR, error=f"cannot start worker: {exc}")
-        self.live_pids.add(process.pid)
-        assert process.stdin and process.stdout and process.stderr
-        stderr_tail: deque[bytes] = deque(maxlen=32)
-        drain = asyncio.create_task(_drain(process.stderr, stderr_tail))
-        try:
-            outcome = await self._supervise(process, spec, tracker, hard_deadline)
+            outcome = await self._supervise(worker.process, spec, tracker, hard_deadline)
         finally:
-            await self._clean_up(process, run_id)
-            drain.cancel()
-            self.live_pids.discard(process.pid)
+            await self._retire(worker)
+            if self.pool is not None:
+                self.pool.replenish()
         if outcome == "timeout":
             if tracker.body_started is None:
                 return result(
@@ -197,7 +207,7 @@ class WorkerRunner:
         if tracker.finished is not None:
             return self._reported(tracker, result)
         failed = tracker.interrupted_step()
-        detail = _stderr_summary(stderr_tail)
+        detail = _stderr_summary(worker.stderr_tail)
         if tracker.garbage_lines:
             detail = (
                 f"{tracker.garbage_lines} unparseable line(s) on stdout, first: "
@@ -207,7 +217,7 @@ class WorkerRunner:
             Outcome.ERROR,
             failed_step=failed,
             reason=Reason.CRASH,
-            error=f"worker exited with {_exit_text(process.returncode)} without a result; "
+            error=f"worker exited with {_exit_text(worker.process.returncode)} without a result; "
             + detail,
         )
 
@@ -241,20 +251,38 @@ class WorkerRunner:
             return "timeout"
         return "done"
 
-    async def _clean_up(self, process: asyncio.subprocess.Process, run_id: str) -> None:
-        """Kill the tree (a no-op after a clean exit), reap it, and wait for the worker."""
-        killed = processes.kill_run(process.pid, run_id)
-        others = [p for p in killed if p.pid != process.pid]
+    async def _spawn(self, tag: str, launch_browser: bool) -> Worker:
+        """Start a worker in its own session and give it its launch settings at once."""
+        process = await asyncio.create_subprocess_exec(
+            *self.command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            env=self._environment(tag),
+            limit=MAX_EVENT_BYTES,
+        )
+        self.live_pids.add(process.pid)
+        worker = Worker(process, tag)
+        worker.drain_stderr()
+        assert process.stdin is not None
+        launch = LaunchSpec(
+            browser_path=self.browser_path,
+            browser_args=self.browser_args,
+            launch_browser=launch_browser,
+        )
+        process.stdin.write(launch.model_dump_json().encode() + b"\n")
+        return worker
+
+    async def _retire(self, worker: Worker) -> None:
         try:
-            await asyncio.shield(process.wait())
+            await stop_worker(worker)
         finally:
-            if others:
-                survivors = await asyncio.to_thread(processes.reap, others)
-                if survivors:
-                    log.warning(
-                        "processes survived SIGKILL",
-                        extra={"run_id": run_id, "pids": [p.pid for p in survivors]},
-                    )
+            self.live_pids.discard(worker.process.pid)
+            # Chromium's helpers (crashpad, zygote) outlive the driver and re-parent to
+            # us; they are dead by now but untagged (a zombie's environment is gone), so
+            # reap them here rather than leave them to the service's periodic reaper.
+            processes.reap_orphans(exclude=self.live_pids)
 
     def _reported(self, tracker: _RunTracker, result: Any) -> RunResult:
         finished = tracker.finished
@@ -279,18 +307,12 @@ class WorkerRunner:
         built: RunResult = result(outcome, **fields)
         return built
 
-    def _environment(self, run_id: str) -> dict[str, str]:
+    def _environment(self, tag: str) -> dict[str, str]:
         env = dict(os.environ)
-        env[processes.RUN_TAG_ENV] = run_id
+        env[processes.RUN_TAG_ENV] = tag
         # The worker must import the same prober as the parent, even from a source tree.
         env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT, *filter(None, [env.get("PYTHONPATH")])])
         return env
-
-
-async def _drain(stream: asyncio.StreamReader, tail: deque[bytes]) -> None:
-    """Keep reading stderr so a chatty worker never blocks on a full pipe."""
-    while chunk := await stream.read(4096):
-        tail.append(chunk)
 
 
 def _stderr_summary(tail: deque[bytes]) -> str:

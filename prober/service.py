@@ -21,6 +21,7 @@ from prober.browser import (
 )
 from prober.config import Config, Scenario
 from prober.metrics import ProberMetrics
+from prober.pool import Prewarm
 from prober.result import RunResult
 from prober.runner import WorkerRunner
 from prober.scheduler import Scheduler
@@ -61,12 +62,18 @@ class RunRecorder:
         )
 
 
-def make_runner(settings: Settings, config: Config, browser: Path | None) -> WorkerRunner:
+def make_runner(
+    settings: Settings, config: Config, browser: Path | None, prewarm: Prewarm = "none"
+) -> WorkerRunner:
+    """The runner; `serve` pre-starts workers, a one-off `prober run` has nothing to gain."""
     return WorkerRunner(
         browser_path=str(browser) if browser else "chromium",
         browser_args=[*DEFAULT_ARGS, *settings.browser_args],
         redact=Redactor(config.secrets),
         python_path=[str(config.path.resolve().parent)],
+        prewarm=prewarm if browser else "none",
+        # More runs than this cannot start at once, so more ready workers would only idle.
+        pool_size=min(settings.max_concurrency, len(config.scenarios)),
     )
 
 
@@ -98,7 +105,7 @@ async def serve(
         __version__, playwright_version(), browser_version(browser) if browser else "unknown"
     )
     metrics.configure(config.scenarios)
-    runner = make_runner(settings, config, browser)
+    runner = make_runner(settings, config, browser, settings.prewarm)
     scheduler = Scheduler(
         runner.run, RunRecorder(metrics), settings.max_concurrency, settings.max_start_offset
     )
@@ -125,6 +132,7 @@ async def serve(
     )
     if on_started is not None:
         await on_started(url)
+    runner.start()
     scheduler.start(config.scenarios)
     reaper = asyncio.create_task(_reap_orphans(runner))
 
@@ -152,6 +160,7 @@ async def serve(
         reaper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reaper
+        await runner.close()
         await web_runner.cleanup()
         processes.reap_orphans(exclude=runner.live_pids)
     log.info("stopped")

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     # Scenarios start at a random offset up to min(interval, this) so that a restart does
     # not launch every browser at once.
     max_start_offset: Duration = 30.0
+    # What `prober serve` starts ahead of each run during the idle interval (see
+    # prober/pool.py): `browser` makes a tick cost about what a bare Playwright script's
+    # run costs, for one idle browser per concurrency slot; `none` starts each worker cold.
+    prewarm: Literal["none", "driver", "browser"] = "browser"
     scenario_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_SCENARIO_BUCKETS
     step_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_STEP_BUCKETS
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from prober import processes
 from prober.browser import DEFAULT_ARGS, find_browser
@@ -47,7 +48,7 @@ async def target() -> AsyncIterator[Target]:
     state = Target()
 
     @web.middleware
-    async def delay(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def delay(request: web.Request, handler: Handler) -> web.StreamResponse:
         seconds = state.delays.get(request.path)
         if seconds:
             await asyncio.sleep(seconds)
