@@ -1,8 +1,11 @@
 """What crosses the pipe between the parent and a worker.
 
-The parent writes one `WorkerSpec` as JSON on the worker's stdin; the worker streams one
-JSON event per line back. Streaming (rather than one result at exit) is what lets a run
-killed at its timeout still report the steps it finished and the one it was stuck in.
+The parent writes one `LaunchSpec` line on the worker's stdin when it starts the worker,
+then one `WorkerSpec` as JSON (and closes stdin) when the run is due; the worker streams
+one JSON event per line back. The split lets a worker start Python, Playwright's driver
+and the browser before the run is due (see prober/pool.py). Streaming (rather than one
+result at exit) is what lets a run killed at its timeout still report the steps it
+finished and the one it was stuck in.
 """
 
 import json
@@ -23,6 +26,18 @@ EventName = Literal[
 ]
 
 
+class LaunchSpec(BaseModel):
+    """What a worker may prepare before it knows which run it will perform."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    browser_path: str
+    browser_args: list[str]
+    # Launch the browser at once, rather than when the WorkerSpec arrives. The driver is
+    # always started at once.
+    launch_browser: bool = True
+
+
 class WorkerSpec(BaseModel):
     """Everything one run needs; values from the environment are already expanded."""
 
@@ -38,8 +53,6 @@ class WorkerSpec(BaseModel):
     soft_deadline: float
     # The parent's hard kill (same clock): failure artifacts are taken between the two.
     hard_deadline: float | None = None
-    browser_path: str
-    browser_args: list[str]
     secrets: list[str] = []
     python_path: list[str] = []
     # `{data_dir}/artifacts`; None keeps no artifacts (and records no trace).

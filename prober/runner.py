@@ -24,7 +24,8 @@ from typing import Any
 from prober import processes
 from prober.artifacts import ArtifactStore
 from prober.config import Scenario
-from prober.protocol import WorkerSpec
+from prober.pool import Prewarm, WarmPool, Worker, stop_worker
+from prober.protocol import LaunchSpec, WorkerSpec
 from prober.result import Outcome, PageTiming, Reason, RunResult, StepResult
 from prober.secrets import Redactor
 from prober.timings import from_event
@@ -133,6 +134,8 @@ class WorkerRunner:
         exit_wait: float = 5.0,
         artifacts: ArtifactStore | None = None,
         trace_on_success: bool = False,
+        prewarm: Prewarm = "none",
+        pool_size: int = 1,
     ) -> None:
         self.browser_path = browser_path
         self.browser_args = list(browser_args)
@@ -144,6 +147,25 @@ class WorkerRunner:
         self.trace_on_success = trace_on_success
         # Pids asyncio is waiting for: the orphan reaper must not steal their exit status.
         self.live_pids: set[int] = set()
+        self.pool = (
+            None
+            if prewarm == "none"
+            else WarmPool(
+                lambda: self._spawn(f"warm-{new_run_id()}", prewarm == "browser"),
+                self._retire,
+                pool_size,
+            )
+        )
+
+    def start(self) -> None:
+        """Start pre-starting workers (if `prewarm` asks for it); needs a running loop."""
+        if self.pool is not None:
+            self.pool.start()
+
+    async def close(self) -> None:
+        """Kill pre-started workers that will not be needed (prober shutdown)."""
+        if self.pool is not None:
+            await self.pool.close()
 
     async def run(self, scenario: Scenario, run_id: str | None = None) -> RunResult:
         run_id = run_id or new_run_id()
@@ -157,17 +179,12 @@ class WorkerRunner:
             params=scenario.params,
             soft_deadline=hard_deadline - soft_margin(scenario.timeout),
             hard_deadline=hard_deadline,
-            browser_path=self.browser_path,
-            browser_args=self.browser_args,
             secrets=list(self.redact.secrets),
             python_path=self.python_path,
             artifacts_dir=str(self.artifacts.directory) if self.artifacts else None,
             trace_on_success=self.trace_on_success,
         )
         tracker = _RunTracker(self.redact)
-        # Playwright and Chromium put profiles and temp files under TMPDIR and never
-        # remove them when killed; a private directory per run is removed afterwards.
-        scratch = tempfile.mkdtemp(prefix=f"prober-{run_id}-")
 
         def result(outcome: Outcome, **fields: Any) -> RunResult:
             elapsed = time.monotonic() - (tracker.body_started or started)
@@ -189,31 +206,19 @@ class WorkerRunner:
                 **fields,
             )
 
+        worker = await self.pool.take() if self.pool is not None else None
+        if worker is None:
+            try:
+                worker = await self._spawn(run_id, launch_browser=True)
+            except OSError as exc:
+                return result(Outcome.ERROR, error=f"cannot start worker: {exc}")
         try:
-            process = await asyncio.create_subprocess_exec(
-                *self.command,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                env=self._environment(run_id, scratch),
-                limit=MAX_EVENT_BYTES,
-            )
-        except OSError as exc:
-            shutil.rmtree(scratch, ignore_errors=True)
-            return result(Outcome.ERROR, error=f"cannot start worker: {exc}")
-        self.live_pids.add(process.pid)
-        assert process.stdin and process.stdout and process.stderr
-        stderr_tail: deque[bytes] = deque(maxlen=32)
-        drain = asyncio.create_task(_drain(process.stderr, stderr_tail))
-        try:
-            outcome = await self._supervise(process, spec, tracker, hard_deadline)
+            outcome = await self._supervise(worker.process, spec, tracker, hard_deadline)
         finally:
-            await self._clean_up(process, run_id)
-            drain.cancel()
-            self.live_pids.discard(process.pid)
-            await asyncio.to_thread(shutil.rmtree, scratch, True)
+            await self._retire(worker)
             await self._keep_artifacts(run_id, tracker)
+            if self.pool is not None:
+                self.pool.replenish()
         if outcome == "timeout":
             if tracker.body_started is None:
                 return result(
@@ -238,7 +243,7 @@ class WorkerRunner:
         if tracker.finished is not None:
             return self._reported(tracker, result)
         failed = tracker.interrupted_step()
-        detail = _stderr_summary(stderr_tail)
+        detail = _stderr_summary(worker.stderr_tail)
         if tracker.garbage_lines:
             detail = (
                 f"{tracker.garbage_lines} unparseable line(s) on stdout, first: "
@@ -248,7 +253,7 @@ class WorkerRunner:
             Outcome.ERROR,
             failed_step=failed,
             reason=Reason.CRASH,
-            error=f"worker exited with {_exit_text(process.returncode)} without a result; "
+            error=f"worker exited with {_exit_text(worker.process.returncode)} without a result; "
             + detail,
         )
 
@@ -282,23 +287,50 @@ class WorkerRunner:
             return "timeout"
         return "done"
 
-    async def _clean_up(self, process: asyncio.subprocess.Process, run_id: str) -> None:
-        """Kill the tree (a no-op after a clean exit), reap it, and wait for the worker."""
-        killed = processes.kill_run(process.pid, run_id)
-        others = [p for p in killed if p.pid != process.pid]
+    async def _spawn(self, tag: str, launch_browser: bool) -> Worker:
+        """Start a worker in its own session and give it its launch settings at once."""
+        # Playwright and Chromium put profiles and temp files (and the raw trace) under
+        # TMPDIR and never remove them when killed; each worker gets a private directory,
+        # removed when it retires.
+        scratch = tempfile.mkdtemp(prefix=f"prober-{tag}-")
         try:
-            await asyncio.shield(process.wait())
+            process = await self._exec(tag, scratch)
+        except OSError:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        self.live_pids.add(process.pid)
+        worker = Worker(process, tag, scratch)
+        worker.drain_stderr()
+        assert process.stdin is not None
+        launch = LaunchSpec(
+            browser_path=self.browser_path,
+            browser_args=self.browser_args,
+            launch_browser=launch_browser,
+        )
+        process.stdin.write(launch.model_dump_json().encode() + b"\n")
+        return worker
+
+    async def _exec(self, tag: str, scratch: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *self.command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            env=self._environment(tag, scratch),
+            limit=MAX_EVENT_BYTES,
+        )
+
+    async def _retire(self, worker: Worker) -> None:
+        try:
+            await stop_worker(worker)
         finally:
-            if others:
-                survivors = await asyncio.to_thread(processes.reap, others)
-                if survivors:
-                    log.warning(
-                        "processes survived SIGKILL",
-                        extra={"run_id": run_id, "pids": [p.pid for p in survivors]},
-                    )
-            # Browser processes that exited on their own after the worker re-parent to us
-            # as zombies; a zombie's environment (and so its tag) can no longer be read.
-            processes.reap_orphans(exclude=self.live_pids - {process.pid})
+            self.live_pids.discard(worker.process.pid)
+            await asyncio.to_thread(shutil.rmtree, worker.scratch, True)
+            # Chromium's helpers (crashpad, zygote) outlive the driver and re-parent to
+            # us; they are dead by now but untagged (a zombie's environment is gone), so
+            # reap them here rather than leave them to the service's periodic reaper.
+            processes.reap_orphans(exclude=self.live_pids)
 
     async def _keep_artifacts(self, run_id: str, tracker: _RunTracker) -> None:
         """Once the worker is gone: drop its staging files, apply retention, list what exists."""
@@ -335,19 +367,13 @@ class WorkerRunner:
         built: RunResult = result(outcome, **fields)
         return built
 
-    def _environment(self, run_id: str, scratch: str) -> dict[str, str]:
+    def _environment(self, tag: str, scratch: str) -> dict[str, str]:
         env = dict(os.environ)
-        env[processes.RUN_TAG_ENV] = run_id
+        env[processes.RUN_TAG_ENV] = tag
         env["TMPDIR"] = scratch
         # The worker must import the same prober as the parent, even from a source tree.
         env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT, *filter(None, [env.get("PYTHONPATH")])])
         return env
-
-
-async def _drain(stream: asyncio.StreamReader, tail: deque[bytes]) -> None:
-    """Keep reading stderr so a chatty worker never blocks on a full pipe."""
-    while chunk := await stream.read(4096):
-        tail.append(chunk)
 
 
 def _stderr_summary(tail: deque[bytes]) -> str:

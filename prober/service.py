@@ -23,6 +23,7 @@ from prober.browser import (
 from prober.config import Config, Scenario
 from prober.history import History, Retention
 from prober.metrics import ProberMetrics
+from prober.pool import Prewarm
 from prober.ratelimit import TriggerLimiter
 from prober.result import RunResult
 from prober.runner import WorkerRunner
@@ -68,7 +69,10 @@ class RunRecorder:
         )
 
 
-def make_runner(settings: Settings, config: Config, browser: Path | None) -> WorkerRunner:
+def make_runner(
+    settings: Settings, config: Config, browser: Path | None, prewarm: Prewarm = "none"
+) -> WorkerRunner:
+    """The runner; `serve` pre-starts workers, a one-off `prober run` has nothing to gain."""
     return WorkerRunner(
         browser_path=str(browser) if browser else "chromium",
         browser_args=[*DEFAULT_ARGS, *settings.browser_args],
@@ -81,6 +85,9 @@ def make_runner(settings: Settings, config: Config, browser: Path | None) -> Wor
         if settings.data_dir
         else None,
         trace_on_success=settings.trace_on_success,
+        prewarm=prewarm if browser else "none",
+        # More runs than this cannot start at once, so more ready workers would only idle.
+        pool_size=min(settings.max_concurrency, len(config.scenarios)),
     )
 
 
@@ -134,7 +141,7 @@ async def serve(
         Retention(settings.history_retention, settings.history_failure_retention),
         on_degraded=lambda: metrics.set_history_degraded(True),
     )
-    runner = make_runner(settings, config, browser)
+    runner = make_runner(settings, config, browser, settings.prewarm)
     scheduler = Scheduler(
         runner.run,
         RunRecorder(metrics, history),
@@ -166,6 +173,7 @@ async def serve(
     )
     if on_started is not None:
         await on_started(url)
+    runner.start()
     scheduler.start(config.scenarios)
     reaper = asyncio.create_task(_reap_orphans(runner))
 
@@ -193,6 +201,7 @@ async def serve(
         reaper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reaper
+        await runner.close()
         await web_runner.cleanup()
         await history.close()
         processes.reap_orphans(exclude=runner.live_pids)

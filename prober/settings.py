@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # this many per minute in total, so the API cannot turn prober into a load generator.
     api_trigger_cooldown: Duration = 10.0
     api_triggers_per_minute: int = Field(default=10, ge=1, le=600)
+    # What `prober serve` starts ahead of each run during the idle interval (see
+    # prober/pool.py): `browser` makes a tick cost about what a bare Playwright script's
+    # run costs, for one idle browser per concurrency slot; `none` starts each worker cold.
+    prewarm: Literal["none", "driver", "browser"] = "browser"
     scenario_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_SCENARIO_BUCKETS
     step_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_STEP_BUCKETS
     page_timing_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_PAGE_TIMING_BUCKETS

@@ -1,7 +1,9 @@
-"""The subprocess that performs one run: `python -m prober.worker`, spec on stdin.
+"""The subprocess that performs one run: `python -m prober.worker`, specs on stdin.
 
 One process per run keeps runs isolated: a leaked page, a wedged driver or a scenario
 that blocks the event loop dies with its process, and the parent can always kill it.
+The worker reads its launch settings first and starts preparing (driver, browser) while
+it waits for the run's spec, so a pool can start it before the run is due.
 Events go to a private copy of stdout; fd 1 itself is pointed at stderr so that a stray
 `print()` in a scenario script cannot corrupt the event stream.
 """
@@ -12,18 +14,17 @@ import importlib
 import os
 import sys
 import time
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from prober.capture import Capture
 from prober.config import Step
 from prober.failures import classify, describe
 from prober.processes import die_with_parent
-from prober.protocol import EventName, WorkerSpec, encode_event
+from prober.protocol import EventName, LaunchSpec, WorkerSpec, encode_event
 from prober.result import Outcome
 from prober.scenario.actions import perform
 from prober.scenario.api import ScriptFunction, StepTimer
@@ -118,8 +119,59 @@ async def run_steps(page: Page, step: StepTimer, steps: list[Step]) -> None:
                 await perform(page, action)
 
 
-async def execute(spec: WorkerSpec, events: EventStream) -> None:
-    """Launch, run, report; every path ends in exactly one `run_finished` event."""
+class BrowserStarter:
+    """Starts the driver, and the browser if the LaunchSpec says so, before the run is due.
+
+    A pre-started worker may wait a whole interval for its run; a browser whose early
+    launch failed, or that died in the meantime, is launched again when the run is due
+    rather than failing a run the target had no part in.
+    """
+
+    def __init__(self, launch: LaunchSpec) -> None:
+        self._launch = launch
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._started = asyncio.create_task(self._start())
+
+    async def _start(self) -> None:
+        self._playwright = await async_playwright().start()
+        if self._launch.launch_browser:
+            await self._launch_browser()
+
+    async def _launch_browser(self) -> Browser:
+        assert self._playwright is not None
+        self._browser = await self._playwright.chromium.launch(
+            executable_path=self._launch.browser_path,
+            args=self._launch.browser_args,
+            headless=True,
+        )
+        return self._browser
+
+    async def browser(self) -> Browser:
+        """The browser launched early if it is still up, else one launched now (once)."""
+        try:
+            await self._started
+        except Exception:
+            if self._playwright is None:
+                raise
+        if self._browser is not None and self._browser.is_connected():
+            return self._browser
+        return await self._launch_browser()
+
+    async def close(self) -> None:
+        # The parent reaps whatever is left; nothing is worth reporting past the result.
+        self._started.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._started
+        with contextlib.suppress(Exception):
+            if self._browser is not None:
+                await asyncio.wait_for(self._browser.close(), CLOSE_SECONDS)
+            if self._playwright is not None:
+                await asyncio.wait_for(self._playwright.stop(), CLOSE_SECONDS)
+
+
+async def execute(spec: WorkerSpec, events: EventStream, starter: BrowserStarter) -> None:
+    """Get the browser, run, report; every path ends in exactly one `run_finished` event."""
     try:
         body = load_body(spec)
     except Exception as exc:
@@ -130,43 +182,38 @@ async def execute(spec: WorkerSpec, events: EventStream) -> None:
         if spec.artifacts_dir
         else None
     )
+    if capture:
+        capture.prepare()
     timings = PageTimingProbe(lambda: events.latest_step, events.emit)
-    async with AsyncExitStack() as stack:
-        launch_started = time.monotonic()
-        try:
-            async with asyncio.timeout_at(spec.soft_deadline):
-                playwright = await stack.enter_async_context(async_playwright())
-                browser = await playwright.chromium.launch(
-                    executable_path=spec.browser_path,
-                    args=spec.browser_args,
-                    headless=True,
-                    # Keeps the unscrubbed trace in the staging directory the parent cleans.
-                    traces_dir=capture.prepare() if capture else None,
-                )
-                stack.push_async_callback(_close, browser)
-                context = await browser.new_context()
-                page = await context.new_page()
-                await timings.install(context, page)
-                if capture:
-                    await capture.start(context, page)
-        except TimeoutError:
-            events.run_finished(Outcome.ERROR, None, "browser did not start before the deadline")
-            return
-        except Exception as exc:
-            events.run_finished(Outcome.ERROR, None, f"browser launch failed: {describe(exc)}")
-            return
-        events.emit(
-            "browser_launched",
-            duration_seconds=time.monotonic() - launch_started,
-            browser_version=browser.version,
-        )
-        # The run's deadline bounds every wait; Playwright's own 30 s default would turn
-        # a slow page into a `failure` where the scenario's budget says `timeout`.
-        page.set_default_timeout(0)
-        page.set_default_navigation_timeout(0)
-        result, duration, error, reason = await run_body(spec, events, body, page)
-        await after_body(spec, result, context, page, timings, capture)
-        events.run_finished(result, duration, error, reason)
+    launch_started = time.monotonic()
+    try:
+        async with asyncio.timeout_at(spec.soft_deadline):
+            browser = await starter.browser()
+            context = await browser.new_context()
+            page = await context.new_page()
+            await timings.install(context, page)
+            if capture:
+                await capture.start(context, page)
+    except TimeoutError:
+        events.run_finished(Outcome.ERROR, None, "browser did not start before the deadline")
+        return
+    except Exception as exc:
+        events.run_finished(Outcome.ERROR, None, f"browser launch failed: {describe(exc)}")
+        return
+    # The time this run waited for its page: the whole launch for a cold worker, next to
+    # nothing for one whose browser was launched before the run was due.
+    events.emit(
+        "browser_launched",
+        duration_seconds=time.monotonic() - launch_started,
+        browser_version=browser.version,
+    )
+    # The run's deadline bounds every wait; Playwright's own 30 s default would turn
+    # a slow page into a `failure` where the scenario's budget says `timeout`.
+    page.set_default_timeout(0)
+    page.set_default_navigation_timeout(0)
+    result, duration, error, reason = await run_body(spec, events, body, page)
+    await after_body(spec, result, context, page, timings, capture)
+    events.run_finished(result, duration, error, reason)
 
 
 async def run_body(
@@ -221,19 +268,28 @@ async def after_body(
         await capture.keep_trace(context, deadline)
 
 
-async def _close(browser: Browser) -> None:
-    # The parent reaps whatever is left; nothing is worth reporting past the result.
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(browser.close(), CLOSE_SECONDS)
+async def serve_one(launch: LaunchSpec, events_fd: int) -> None:
+    """Prepare while waiting for the run's spec, then perform that one run and exit.
+
+    EOF instead of a spec means the parent no longer needs this worker.
+    """
+    starter = BrowserStarter(launch)
+    try:
+        raw = await asyncio.to_thread(sys.stdin.buffer.read)
+        if not raw.strip():
+            return
+        spec = WorkerSpec.model_validate_json(raw)
+        await execute(spec, EventStream(events_fd, Redactor(spec.secrets)), starter)
+    finally:
+        await starter.close()
 
 
 def main() -> int:
     die_with_parent()
     events_fd = os.dup(1)
     os.dup2(2, 1)
-    spec = WorkerSpec.model_validate_json(sys.stdin.buffer.read())
-    events = EventStream(events_fd, Redactor(spec.secrets))
-    asyncio.run(execute(spec, events))
+    launch = LaunchSpec.model_validate_json(sys.stdin.buffer.readline())
+    asyncio.run(serve_one(launch, events_fd))
     return 0
 
 

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+sys.stdin.readline()  # the LaunchSpec; this stub launches nothing
 spec = json.loads(sys.stdin.read())
 run_id, directory = spec["run_id"], Path(spec["artifacts_dir"])
 staging = directory / ".staging" / run_id
