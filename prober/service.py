@@ -21,12 +21,14 @@ from prober.browser import (
 )
 from prober.config import Config, Scenario
 from prober.metrics import ProberMetrics
+from prober.reload import ConfigReloader
 from prober.result import RunResult
 from prober.runner import WorkerRunner
 from prober.scheduler import Scheduler
 from prober.secrets import Redactor
 from prober.server import Health, make_app
 from prober.settings import Settings, parse_listen
+from prober.sharding import shard_from_settings
 
 log = logging.getLogger(__name__)
 ORPHAN_REAP_SECONDS = 5.0
@@ -66,7 +68,9 @@ def make_runner(settings: Settings, config: Config, browser: Path | None) -> Wor
         browser_path=str(browser) if browser else "chromium",
         browser_args=[*DEFAULT_ARGS, *settings.browser_args],
         redact=Redactor(config.secrets),
-        python_path=[str(config.path.resolve().parent)],
+        # Not resolved: in a ConfigMap the file is a symlink into a timestamped directory
+        # that the next update deletes; scripts must be imported through the stable path.
+        python_path=[str(config.path.absolute().parent)],
     )
 
 
@@ -83,7 +87,14 @@ async def serve(
     config: Config,
     on_started: Callable[[str], Awaitable[None]] | None = None,
 ) -> int:
-    """Probe until SIGTERM/SIGINT; a second signal cancels in-flight runs at once."""
+    """Probe until SIGTERM/SIGINT; a second signal cancels in-flight runs at once.
+
+    SIGHUP (or a change of the scenario file) reloads the scenarios without a restart.
+    """
+    shard = shard_from_settings(
+        settings.shard_index, settings.shard_count, settings.shard_replicas, settings.pod_name
+    )
+    select = shard.select if shard else tuple
     processes.become_subreaper()
     browser, browser_problem = locate_browser(settings)
     if browser_problem:
@@ -97,7 +108,8 @@ async def serve(
     metrics.set_build_info(
         __version__, playwright_version(), browser_version(browser) if browser else "unknown"
     )
-    metrics.configure(config.scenarios)
+    metrics.configure(select(config.scenarios))
+    metrics.config_loaded(True, time.time())
     runner = make_runner(settings, config, browser)
     scheduler = Scheduler(
         runner.run, RunRecorder(metrics), settings.max_concurrency, settings.max_start_offset
@@ -119,25 +131,30 @@ async def serve(
         "serving",
         extra={
             "url": url,
-            "scenarios": [s.name for s in config.scenarios],
+            "scenarios": [s.name for s in select(config.scenarios)],
             "config": str(config.path),
+            "shard": f"{shard.index}/{shard.count} x{shard.replicas}" if shard else None,
         },
     )
     if on_started is not None:
         await on_started(url)
-    scheduler.start(config.scenarios)
+    scheduler.start(select(config.scenarios))
     reaper = asyncio.create_task(_reap_orphans(runner))
+    reloader = ConfigReloader(config, scheduler, metrics, runner, select)
+    watcher = asyncio.create_task(reloader.watch(settings.config_poll_interval))
 
     signals = asyncio.Queue[int]()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, signals.put_nowait, signum)
+    loop.add_signal_handler(signal.SIGHUP, reloader.request)
     try:
         received = await signals.get()
         log.info(
             "stopping",
             extra={"signal": signal.Signals(received).name, "grace_seconds": settings.grace_period},
         )
+        watcher.cancel()
         stopping = asyncio.create_task(scheduler.stop(settings.grace_period))
         hurry = asyncio.create_task(signals.get())
         await asyncio.wait([stopping, hurry], return_when=asyncio.FIRST_COMPLETED)
@@ -147,11 +164,13 @@ async def serve(
             await stopping
         hurry.cancel()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-        reaper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reaper
+        for task in (reaper, watcher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await reloader.close()
         await web_runner.cleanup()
         processes.reap_orphans(exclude=runner.live_pids)
     log.info("stopped")

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     # Scenarios start at a random offset up to min(interval, this) so that a restart does
     # not launch every browser at once.
     max_start_offset: Duration = 30.0
+    # Live reload: how often the scenario file's resolved path, inode and mtime are checked.
+    config_poll_interval: Duration = Field(default=2.0, gt=0)
+    # Sharded mode (docs/operations.md): off unless shard_count is set.
+    shard_index: int | None = Field(default=None, ge=0)
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_replicas: int = Field(default=2, ge=1)
+    pod_name: str | None = None
     scenario_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_SCENARIO_BUCKETS
     step_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_STEP_BUCKETS
 
