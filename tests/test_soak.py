@@ -7,6 +7,7 @@ processes of the serving process; docs/operations.md has the published figures.
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -20,6 +21,9 @@ from aiohttp import web
 from tests.test_serve_faults import Serve, serve  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.soak]
+# Read at import: the `serve` fixture clears PROBER_* variables from the environment.
+RUNS = int(os.environ.get("PROBER_SOAK_RUNS", "1000"))
+REPORT = os.environ.get("PROBER_SOAK_REPORT")
 
 SCRIPT = """
 import time
@@ -55,11 +59,15 @@ async def counting_site() -> AsyncIterator[str]:
 
 
 def zombies(process: psutil.Process) -> int:
-    return sum(1 for child in process.children() if child.status() == psutil.STATUS_ZOMBIE)
+    found = 0
+    for child in process.children():
+        with contextlib.suppress(psutil.Error):  # reaped between listing and asking
+            found += child.status() == psutil.STATUS_ZOMBIE
+    return found
 
 
 async def test_soak(serve: Serve, counting_site: str, tmp_path: Path) -> None:  # noqa: F811
-    total = int(os.environ.get("PROBER_SOAK_RUNS", "1000"))
+    total = RUNS
     (tmp_path / "soak_flow.py").write_text(SCRIPT)
     scenario = """
   - name: {name}
@@ -101,9 +109,7 @@ async def test_soak(serve: Serve, counting_site: str, tmp_path: Path) -> None:  
             results[result] = results.get(result, 0) + value
     elapsed = time.monotonic() - started
     assert await served.stop() == 0
-    leftovers = [
-        p for p in psutil.Process().children(recursive=True) if p.status() == psutil.STATUS_ZOMBIE
-    ]
+    leftovers = zombies(psutil.Process())
     report = {
         "runs": done,
         "seconds": round(elapsed),
@@ -114,11 +120,11 @@ async def test_soak(serve: Serve, counting_site: str, tmp_path: Path) -> None:  
         "open_fds_after_warm_up": fds_start,
         "open_fds_end": fds_end,
         "max_zombie_children_seen": max_zombies,
-        "zombies_after_stop": len(leftovers),
+        "zombies_after_stop": leftovers,
     }
     print("soak:", json.dumps(report))
-    if path := os.environ.get("PROBER_SOAK_REPORT"):
-        await asyncio.to_thread(Path(path).write_text, json.dumps(report, indent=2) + "\n")
+    if REPORT:
+        await asyncio.to_thread(Path(REPORT).write_text, json.dumps(report, indent=2) + "\n")
     # Every 10th page view wedges its run; nothing else may go wrong.
     assert results.get("timeout", 0) >= done // 10 - 2, report
     assert results.get("error", 0) == 0 and results.get("failure", 0) == 0, report
