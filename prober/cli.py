@@ -22,6 +22,7 @@ from prober.logs import setup_logging
 from prober.secrets import Redactor
 from prober.service import locate_browser, make_runner, serve
 from prober.settings import Settings
+from prober.sharding import ShardError
 
 EXIT_BAD_INPUT = 2
 
@@ -36,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         handler = {"serve": _serve, "run": _run, "check": _check, "demo": _demo}[args.verb]
         return handler(settings, args)
-    except (BadInputError, ConfigError) as exc:
+    except (BadInputError, ConfigError, ShardError) as exc:
         print(f"prober {args.verb}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
@@ -103,10 +104,11 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     config = _load(settings)
     scenario = config.scenario(args.name)
-    setup_logging(settings.log_level, "text", Redactor(config.secrets))
+    redact = Redactor(config.secrets)
+    setup_logging(settings.log_level, "text", redact)
     processes.become_subreaper()
     browser, _ = locate_browser(settings)
-    runner = make_runner(settings, config, browser)
+    runner = make_runner(settings, config, browser, redact)
     result = asyncio.run(runner.run(scenario))
     json.dump(result.to_json(), sys.stdout, indent=2)
     print()

@@ -55,3 +55,10 @@ def setup_logging(level: str, fmt: str, redact: Redactor) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def set_redactor(redact: Redactor) -> None:
+    """Mask a reloaded scenario file's secrets too, in the handlers `setup_logging` made."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, JsonFormatter | TextFormatter):
+            handler.formatter.redact = redact

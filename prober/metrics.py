@@ -10,6 +10,8 @@ Semantics that alerts rely on:
   on a dashboard links to the run (its history entry and artifacts).
 """
 
+import contextlib
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -141,6 +143,21 @@ class ProberMetrics:
             "Always 1; versions of prober, Playwright and the browser.",
             ("version", "playwright_version", "browser_version", *extra),
         )
+        self.reload_successful = gauge(
+            "prober_config_last_reload_successful",
+            "1 if the last load of the scenario file (start, change, SIGHUP) was applied; "
+            "0 if it was rejected and the previous scenarios keep running.",
+            extra,
+        )
+        self.reload_success = gauge(
+            "prober_config_last_reload_success_timestamp_seconds",
+            "Unix time the scenario file was last loaded and applied.",
+            extra,
+        )
+        # Step and failure label values seen per scenario, so that `forget` can drop them.
+        self._step_keys: defaultdict[str, set[tuple[str, ...]]] = defaultdict(set)
+        self._failure_keys: defaultdict[str, set[tuple[str, ...]]] = defaultdict(set)
+        self._page_keys: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)
 
     def _labels(self, *values: str) -> tuple[str, ...]:
         return (*values, self._location) if self._location else values
@@ -163,6 +180,44 @@ class ProberMetrics:
             for outcome in Outcome:
                 self.runs.labels(*self._labels(scenario.name, outcome.value))
             self.artifact_failures.labels(*labels)
+
+    def config_loaded(self, ok: bool, at: float) -> None:
+        """Record a load attempt of the scenario file; `at` only counts when it was applied."""
+        labels = self._labels()
+        (self.reload_successful.labels(*labels) if labels else self.reload_successful).set(
+            1 if ok else 0
+        )
+        if ok:
+            (self.reload_success.labels(*labels) if labels else self.reload_success).set(at)
+
+    def forget(self, scenario: str) -> None:
+        """Drop every series of a scenario removed from the file: alerts must not see it."""
+        labels = self._labels(scenario)
+        for metric in (
+            self.duration,
+            self.last_duration,
+            self.last_successful,
+            self.last_run,
+            self.last_success,
+            self.running,
+            self.interval,
+            self.timeout,
+            self.retries,
+            self.artifact_failures,
+        ):
+            _remove(metric, labels)
+        for outcome in Outcome:
+            _remove(self.runs, self._labels(scenario, outcome.value))
+        for key in self._step_keys.pop(scenario, ()):
+            _remove(self.step_duration, self._labels(scenario, *key))
+            _remove(self.step_last_duration, self._labels(scenario, *key))
+        for key in self._failure_keys.pop(scenario, ()):
+            _remove(self.step_failures, self._labels(scenario, *key))
+        page_keys = self._page_keys.pop(scenario, set())
+        for key in page_keys:
+            _remove(self.page_timing, self._labels(scenario, *key))
+        for step in {step for step, _ in page_keys}:
+            _remove(self.layout_shift, self._labels(scenario, step))
 
     def run_started(self, scenario: str) -> None:
         self.running.labels(*self._labels(scenario)).set(1)
@@ -190,10 +245,12 @@ class ProberMetrics:
         for step in result.steps:
             if step.ok:
                 step_labels = self._labels(name, step.name)
+                self._step_keys[name].add((step.name,))
                 self.step_duration.labels(*step_labels).observe(step.duration_seconds, exemplar)
                 self.step_last_duration.labels(*step_labels).set(step.duration_seconds)
         self._record_pages(result, exemplar)
         if result.failed_step and result.reason:
+            self._failure_keys[name].add((result.failed_step, result.reason.value))
             self.step_failures.labels(
                 *self._labels(name, result.failed_step, result.reason.value)
             ).inc()
@@ -202,6 +259,7 @@ class ProberMetrics:
         worst_shift: dict[str, float] = {}
         for timing in result.page_timings:
             for phase, seconds in timing.phases.items():
+                self._page_keys[result.scenario].add((timing.step, phase))
                 self.page_timing.labels(*self._labels(result.scenario, timing.step, phase)).observe(
                     seconds, exemplar
                 )
@@ -211,3 +269,9 @@ class ProberMetrics:
                 )
         for step, shift in worst_shift.items():
             self.layout_shift.labels(*self._labels(result.scenario, step)).set(shift)
+
+
+def _remove(metric: Counter | Gauge | Histogram, labels: tuple[str, ...]) -> None:
+    # Older prometheus-client versions raise KeyError for a series that never existed.
+    with contextlib.suppress(KeyError):
+        metric.remove(*labels)

@@ -53,13 +53,16 @@ async def stop_worker(worker: Worker) -> None:
     """Kill the worker's tree (a no-op after a clean exit), wait for it and reap the rest."""
     killed = processes.kill_run(worker.process.pid, worker.tag)
     others = [p for p in killed if p.pid != worker.process.pid]
+    run_sessions = processes.sessions(killed) | {worker.process.pid}
     try:
         await asyncio.shield(worker.process.wait())
     finally:
         if worker.drain is not None:
             worker.drain.cancel()
         if others:
-            survivors = await asyncio.to_thread(processes.reap, others)
+            survivors = await asyncio.to_thread(
+                processes.reap, others, processes.REAP_SECONDS, run_sessions
+            )
             if survivors:
                 log.warning(
                     "processes survived SIGKILL",

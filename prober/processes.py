@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import time
 
 import psutil
 
@@ -78,13 +79,54 @@ def kill_run(pid: int, run_id: str) -> list[psutil.Process]:
     return processes
 
 
-def reap(processes: list[psutil.Process], timeout: float = REAP_SECONDS) -> list[psutil.Process]:
-    """Wait (bounded) for killed processes; ours are reaped by the wait. Returns survivors.
+def sessions(processes: list[psutil.Process]) -> set[int]:
+    """Session ids of a run's processes: the worker's own, and Chromium's (it calls setsid)."""
+    found = set()
+    for process in processes:
+        with contextlib.suppress(OSError):
+            found.add(os.getsid(process.pid))
+    return found
 
+
+def reap(
+    processes: list[psutil.Process],
+    timeout: float = REAP_SECONDS,
+    in_sessions: set[int] | frozenset[int] = frozenset(),
+) -> list[psutil.Process]:
+    """Wait (bounded) until killed processes are gone; returns the survivors.
+
+    A killed grandchild (a Chromium renderer) is first a zombie of its killed parent,
+    then re-parented to us as the subreaper: waiting alone would poll that zombie until
+    the timeout and leave it behind, so each one that has become our child is reaped.
+    Processes that were already exiting when the run was killed cannot be told by their
+    tag (a dying process's environment reads empty), but still by their session: those
+    in `in_sessions` are killed and reaped too.
     Blocking: call it in a thread. Never pass a pid asyncio itself is waiting for.
     """
-    _, alive = psutil.wait_procs(processes, timeout=timeout)
-    return alive
+    deadline = time.monotonic() + timeout
+    alive = {process.pid: process for process in processes}
+    while True:
+        if in_sessions:
+            with contextlib.suppress(psutil.Error):
+                for child in psutil.Process().children(recursive=True):
+                    if child.pid not in alive and _session(child.pid) in in_sessions:
+                        alive[child.pid] = child
+                        with contextlib.suppress(psutil.Error):
+                            child.kill()
+        for pid in list(alive):
+            with contextlib.suppress(OSError):  # ECHILD: not (yet) our child
+                os.waitpid(pid, os.WNOHANG)
+        alive = {pid: process for pid, process in alive.items() if process.is_running()}
+        if not alive or time.monotonic() >= deadline:
+            return list(alive.values())
+        time.sleep(0.05)
+
+
+def _session(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
 
 
 def reap_orphans(exclude: set[int], passes: int = 10) -> int:

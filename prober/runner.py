@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 WORKER_COMMAND = (sys.executable, "-m", "prober.worker")
 MAX_EVENT_BYTES = 1 << 20
+# A worker that writes this many lines that are not events is broken (ours, not the
+# target's): stop it now rather than parse garbage until the timeout blames the target.
+MAX_GARBAGE_LINES = 1000
 STDERR_TAIL_BYTES = 2048
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
@@ -233,12 +236,17 @@ class WorkerRunner:
                 error=f"killed at the {scenario.timeout:g}s timeout"
                 + (f" in step {failed!r}" if failed else ""),
             )
-        if outcome == "overflow":
+        if outcome in ("overflow", "flood"):
+            flood = (
+                f"a line longer than {MAX_EVENT_BYTES} bytes"
+                if outcome == "overflow"
+                else f"{tracker.garbage_lines} unparseable lines, first: {tracker.first_garbage!r}"
+            )
             return result(
                 Outcome.ERROR,
                 failed_step=tracker.interrupted_step(),
                 reason=Reason.CRASH,
-                error=f"worker wrote a line longer than {MAX_EVENT_BYTES} bytes",
+                error=f"worker wrote {flood}",
             )
         if tracker.finished is not None:
             return self._reported(tracker, result)
@@ -264,7 +272,10 @@ class WorkerRunner:
         tracker: _RunTracker,
         hard_deadline: float,
     ) -> str:
-        """Feed the spec, read events until the result or EOF; 'done', 'timeout', 'overflow'."""
+        """Feed the spec, read events until the result or EOF.
+
+        Returns 'done', 'timeout', 'overflow' (an over-long line) or 'flood' (garbage).
+        """
         assert process.stdin and process.stdout
         try:
             async with asyncio.timeout_at(hard_deadline):
@@ -280,6 +291,8 @@ class WorkerRunner:
                     if not line:
                         break
                     tracker.feed(line)
+                    if tracker.garbage_lines >= MAX_GARBAGE_LINES:
+                        return "flood"
                 # The result is in (or the worker is gone): give it a moment to exit cleanly.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(process.wait(), self.exit_wait)

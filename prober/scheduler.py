@@ -73,11 +73,35 @@ class Scheduler:
     def start(self, scenarios: Iterable[Scenario]) -> None:
         self._heartbeat = asyncio.create_task(self._beat(), name="scheduler-heartbeat")
         for scenario in scenarios:
-            self._scenarios[scenario.name] = scenario
-            self._locks[scenario.name] = asyncio.Lock()
-            self._loops[scenario.name] = asyncio.create_task(
-                self._loop(scenario), name=f"scenario:{scenario.name}"
-            )
+            self.add(scenario)
+
+    def add(self, scenario: Scenario) -> None:
+        """Start a scenario's loop, or restart it with a changed definition (live reload).
+
+        A run of the old definition still in flight finishes first: both share the lock.
+        """
+        old = self._loops.pop(scenario.name, None)
+        if old is not None:
+            old.cancel()
+        self._scenarios[scenario.name] = scenario
+        self._locks.setdefault(scenario.name, asyncio.Lock())
+        self._loops[scenario.name] = asyncio.create_task(
+            self._loop(scenario), name=f"scenario:{scenario.name}"
+        )
+
+    async def remove(self, name: str) -> None:
+        """Stop scheduling a scenario; return when its in-flight run (if any) has ended.
+
+        The run is not cancelled: it finishes or the runner kills it at its timeout, and
+        its result is recorded like any other.
+        """
+        del self._scenarios[name]
+        self._loops.pop(name).cancel()
+        lock = self._locks[name]
+        async with lock:
+            pass
+        if name not in self._scenarios:
+            del self._locks[name]
 
     def healthy(self, max_silence: float = 10.0) -> bool:
         """The event loop is responsive and no scenario loop has died."""
@@ -139,9 +163,13 @@ class Scheduler:
     async def _locked_run(self, scenario: Scenario, run_id: str | None) -> RunResult | None:
         """The run and its retries, all under the scenario's lock and one browser slot."""
         async with self._locks[scenario.name], self._slots:
+            # Queued behind the lock or a slot while stopping, or while a reload removed
+            # or changed the scenario: that run never starts.
+            if self._stopping or self._scenarios.get(scenario.name) is not scenario:
+                return None
             first_started = time.monotonic()
             attempt = 1
-            while not self._stopping:
+            while not self._stopping and self._scenarios.get(scenario.name) is scenario:
                 result = await self._attempt(scenario, run_id or new_run_id(), attempt)
                 if not should_retry(scenario, result, time.monotonic() - first_started):
                     return result

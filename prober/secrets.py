@@ -37,11 +37,18 @@ class Redactor:
     """Replaces every known secret, in every spelling we know of, with a mask."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        spellings = {s for secret in secrets if secret for s in _spellings(secret)}
+        self.secrets: tuple[str, ...] = ()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Mask these too, in place: one instance is shared by logs, runner and API, so a
+        reloaded scenario file's new secrets are masked everywhere at once."""
+        self.secrets = tuple(sorted({*self.secrets, *(s for s in secrets if s)}))
+        spellings = {s for secret in self.secrets for s in _spellings(secret)}
         # Longest first, so that a secret containing another is masked whole.
         ordered = sorted(spellings, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-        self.secrets = tuple(sorted({s for s in secrets if s}))
 
     def __call__(self, text: str) -> str:
         if self._pattern is None or not text:

@@ -22,15 +22,18 @@ from prober.browser import (
 )
 from prober.config import Config, Scenario
 from prober.history import History, Retention
+from prober.logs import set_redactor
 from prober.metrics import ProberMetrics
 from prober.pool import Prewarm
 from prober.ratelimit import TriggerLimiter
+from prober.reload import ConfigReloader
 from prober.result import RunResult
 from prober.runner import WorkerRunner
 from prober.scheduler import Scheduler
 from prober.secrets import Redactor
 from prober.server import Health, make_app
 from prober.settings import Settings, parse_listen
+from prober.sharding import shard_from_settings
 
 log = logging.getLogger(__name__)
 ORPHAN_REAP_SECONDS = 5.0
@@ -70,14 +73,20 @@ class RunRecorder:
 
 
 def make_runner(
-    settings: Settings, config: Config, browser: Path | None, prewarm: Prewarm = "none"
+    settings: Settings,
+    config: Config,
+    browser: Path | None,
+    redact: Redactor,
+    prewarm: Prewarm = "none",
 ) -> WorkerRunner:
     """The runner; `serve` pre-starts workers, a one-off `prober run` has nothing to gain."""
     return WorkerRunner(
         browser_path=str(browser) if browser else "chromium",
         browser_args=[*DEFAULT_ARGS, *settings.browser_args],
-        redact=Redactor(config.secrets),
-        python_path=[str(config.path.resolve().parent)],
+        redact=redact,
+        # Not resolved: in a ConfigMap the file is a symlink into a timestamped directory
+        # that the next update deletes; scripts must be imported through the stable path.
+        python_path=[str(config.path.absolute().parent)],
         artifacts=ArtifactStore(
             settings.data_dir / "artifacts",
             ArtifactRetention(settings.artifact_max_age, settings.artifact_max_bytes),
@@ -91,12 +100,14 @@ def make_runner(
     )
 
 
-def make_api(settings: Settings, config: Config, scheduler: Scheduler, history: History) -> api.Api:
+def make_api(
+    settings: Settings, scheduler: Scheduler, history: History, redact: Redactor
+) -> api.Api:
     token = settings.api_token.get_secret_value() if settings.api_token else None
     return api.Api(
         scheduler=scheduler,
         history=history,
-        redact=Redactor([*config.secrets, *([token] if token else [])]),
+        redact=redact,
         token=token or None,
         artifacts_dir=settings.data_dir / "artifacts" if settings.data_dir else None,
         limiter=TriggerLimiter(settings.api_trigger_cooldown, settings.api_triggers_per_minute),
@@ -116,7 +127,14 @@ async def serve(
     config: Config,
     on_started: Callable[[str], Awaitable[None]] | None = None,
 ) -> int:
-    """Probe until SIGTERM/SIGINT; a second signal cancels in-flight runs at once."""
+    """Probe until SIGTERM/SIGINT; a second signal cancels in-flight runs at once.
+
+    SIGHUP (or a change of the scenario file) reloads the scenarios without a restart.
+    """
+    shard = shard_from_settings(
+        settings.shard_index, settings.shard_count, settings.shard_replicas, settings.pod_name
+    )
+    select = shard.select if shard else tuple
     processes.become_subreaper()
     browser, browser_problem = locate_browser(settings)
     if browser_problem:
@@ -134,14 +152,19 @@ async def serve(
     metrics.set_build_info(
         __version__, playwright_version(), browser_version(browser) if browser else "unknown"
     )
-    metrics.configure(config.scenarios)
+    metrics.configure(select(config.scenarios))
+    metrics.config_loaded(True, time.time())
     metrics.set_history_degraded(False)
     history = await History.open(
         settings.data_dir,
         Retention(settings.history_retention, settings.history_failure_retention),
         on_degraded=lambda: metrics.set_history_degraded(True),
     )
-    runner = make_runner(settings, config, browser, settings.prewarm)
+    # One redactor for logs, runner and API; a reload adds to it in place.
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    redact = Redactor([*config.secrets, *([token] if token else [])])
+    set_redactor(redact)
+    runner = make_runner(settings, config, browser, redact, settings.prewarm)
     scheduler = Scheduler(
         runner.run,
         RunRecorder(metrics, history),
@@ -155,7 +178,7 @@ async def serve(
         return None if browser.exists() else f"{browser} disappeared"
 
     app = make_app(registry, Health(alive=scheduler.healthy, browser_problem=browser_state))
-    api.install(app, make_api(settings, config, scheduler, history))
+    api.install(app, make_api(settings, scheduler, history, redact))
     statuspage.install(app)
     web_runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await web_runner.setup()
@@ -167,26 +190,31 @@ async def serve(
         "serving",
         extra={
             "url": url,
-            "scenarios": [s.name for s in config.scenarios],
+            "scenarios": [s.name for s in select(config.scenarios)],
             "config": str(config.path),
+            "shard": f"{shard.index}/{shard.count} x{shard.replicas}" if shard else None,
         },
     )
     if on_started is not None:
         await on_started(url)
     runner.start()
-    scheduler.start(config.scenarios)
+    scheduler.start(select(config.scenarios))
     reaper = asyncio.create_task(_reap_orphans(runner))
+    reloader = ConfigReloader(config, scheduler, metrics, runner, select)
+    watcher = asyncio.create_task(reloader.watch(settings.config_poll_interval))
 
     signals = asyncio.Queue[int]()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, signals.put_nowait, signum)
+    loop.add_signal_handler(signal.SIGHUP, reloader.request)
     try:
         received = await signals.get()
         log.info(
             "stopping",
             extra={"signal": signal.Signals(received).name, "grace_seconds": settings.grace_period},
         )
+        watcher.cancel()
         stopping = asyncio.create_task(scheduler.stop(settings.grace_period))
         hurry = asyncio.create_task(signals.get())
         await asyncio.wait([stopping, hurry], return_when=asyncio.FIRST_COMPLETED)
@@ -196,11 +224,13 @@ async def serve(
             await stopping
         hurry.cancel()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-        reaper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reaper
+        for task in (reaper, watcher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await reloader.close()
         await runner.close()
         await web_runner.cleanup()
         await history.close()

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     # prober/pool.py): `browser` makes a tick cost about what a bare Playwright script's
     # run costs, for one idle browser per concurrency slot; `none` starts each worker cold.
     prewarm: Literal["none", "driver", "browser"] = "browser"
+    # Live reload: how often the scenario file's resolved path, inode and mtime are checked.
+    config_poll_interval: Duration = Field(default=2.0, gt=0)
+    # Sharded mode (docs/operations.md): off unless shard_count is set.
+    shard_index: int | None = Field(default=None, ge=0)
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_replicas: int = Field(default=2, ge=1)
+    pod_name: str | None = None
     scenario_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_SCENARIO_BUCKETS
     step_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_STEP_BUCKETS
     page_timing_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_PAGE_TIMING_BUCKETS

@@ -74,11 +74,15 @@ async def test_oversized_line_is_an_error_and_the_worker_is_killed() -> None:
     assert time.monotonic() - started < 10
 
 
-async def test_stdout_flood_is_bounded_by_the_timeout() -> None:
+async def test_stdout_flood_is_cut_short_as_our_error() -> None:
+    started = time.monotonic()
     result = await stub_runner("flood").run(SCENARIO)
 
-    assert result.result is Outcome.TIMEOUT
-    assert result.failed_step == "slow_step"
+    # A worker spewing garbage is broken; it must not be waited out and blamed on the target.
+    assert result.result is Outcome.ERROR
+    assert (result.failed_step, result.reason) == ("slow_step", Reason.CRASH)
+    assert result.error and "unparseable" in result.error
+    assert time.monotonic() - started < 10
 
 
 async def test_stderr_flood_does_not_block_the_worker() -> None:

@@ -1,0 +1,272 @@
+"""`prober serve` as a real process under faults: signals, scrapes, read-only data dir, SIGHUP."""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import PASSWORD, SIGN_IN_STEPS, USER, Target
+from tests.helpers import wait_until
+from tests.test_faults import silent_server  # noqa: F401  (a fixture)
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def sign_in(name: str = "sso-login", timeout: str = "30s") -> str:
+    return f"\n  - name: {name}\n    interval: 1s\n    timeout: {timeout}\n" + textwrap.indent(
+        textwrap.dedent(SIGN_IN_STEPS), "    "
+    )
+
+
+def goto(name: str, url: str, timeout: str = "30s") -> str:
+    return f"""
+  - name: {name}
+    interval: 1s
+    timeout: {timeout}
+    steps:
+      - name: page_loaded
+        actions:
+          - goto: "{url}"
+"""
+
+
+@dataclass
+class Served:
+    process: asyncio.subprocess.Process
+    url: str
+    log: Path
+
+    def logs(self) -> list[dict[str, object]]:
+        lines = self.log.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def finished(self) -> list[dict[str, object]]:
+        return [entry for entry in self.logs() if entry["msg"] == "run finished"]
+
+    async def scrape(self) -> Samples:
+        async with aiohttp.ClientSession() as session, session.get(f"{self.url}/metrics") as r:
+            assert r.status == 200
+            text = await r.text()
+        return {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    async def value(self, name: str, **labels: str) -> float:
+        return (await self.scrape()).get((name, frozenset(labels.items())), 0.0)
+
+    async def until(self, name: str, value: float, within: float = 60, **labels: str) -> None:
+        async with asyncio.timeout(within):
+            while await self.value(name, **labels) != value:  # noqa: ASYNC110  (another process)
+                await asyncio.sleep(0.1)
+
+    async def stop(self, within: float = 60) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), within)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+Serve = Callable[..., Awaitable[Served]]
+
+
+@pytest.fixture
+async def serve(tmp_path: Path, target: Target, clean_env: None) -> AsyncIterator[Serve]:
+    started: list[Served] = []
+
+    async def start(
+        scenarios: str,
+        env: Mapping[str, str] | None = None,
+        wrapper: Sequence[str] = (),
+    ) -> Served:
+        config = tmp_path / "scenarios.yaml"
+        config.write_text("scenarios:" + scenarios)
+        port = free_port()
+        log = tmp_path / f"serve-{len(started)}.log"
+        environment = {
+            **os.environ,
+            "PROBER_CONFIG": str(config),
+            "PROBER_LISTEN": f"127.0.0.1:{port}",
+            "PROBER_MAX_START_OFFSET": "0s",
+            "PROBER_LOG_FORMAT": "json",
+            "APP_URL": target.url,
+            "PROBE_USER": USER,
+            "PROBE_PASSWORD": PASSWORD,
+            **(env or {}),
+        }
+        with log.open("wb") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                *wrapper,
+                sys.executable,
+                "-m",
+                "prober",
+                "serve",
+                env=environment,
+                stderr=stderr,
+                cwd=Path(__file__).parent.parent,
+            )
+        served = Served(process, f"http://127.0.0.1:{port}", log)
+        started.append(served)
+        async with aiohttp.ClientSession() as session:
+
+            async def up() -> bool:
+                try:
+                    async with session.get(f"{served.url}/healthz") as response:
+                        return response.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            for _ in range(300):
+                if await up():
+                    return served
+                assert process.returncode is None, log.read_text()
+                await asyncio.sleep(0.1)
+        raise AssertionError("prober serve did not come up: " + log.read_text())
+
+    yield start
+    for served in started:
+        if served.process.returncode is None:
+            served.process.kill()
+            await served.process.wait()
+
+
+async def test_fifty_concurrent_scrapes_during_runs_and_location_on_every_metric(
+    serve: Serve,
+) -> None:
+    closed_port = free_port()
+    served = await serve(
+        sign_in() + goto("refused", f"http://127.0.0.1:{closed_port}/"),
+        env={"PROBER_LOCATION": "eu-west-1", "PROBER_MAX_CONCURRENCY": "2"},
+    )
+
+    async def runs() -> float:
+        samples = await served.scrape()
+        return sum(v for (name, _), v in samples.items() if name == "prober_scenario_runs_total")
+
+    await wait_until(lambda: len(served.finished()) >= 2, within=90)
+    async with aiohttp.ClientSession() as session:
+
+        async def one() -> str:
+            async with session.get(f"{served.url}/metrics") as response:
+                assert response.status == 200
+                return await response.text()
+
+        for _ in range(3):
+            bodies = await asyncio.gather(*(one() for _ in range(50)))
+            for body in bodies:
+                list(text_string_to_metric_families(body))  # every one parses
+            await asyncio.sleep(0.5)
+
+    # Every finished run is counted exactly once: logs read before <= counter <= after.
+    before = len(served.finished())
+    counted = await runs()
+    after = len(served.finished())
+    assert before <= counted <= after
+    assert len({entry["run_id"] for entry in served.finished()}) == len(served.finished())
+
+    samples = await served.scrape()
+    prober_samples = [labels for (name, labels) in samples if name.startswith("prober_")]
+    assert prober_samples
+    assert all(("location", "eu-west-1") in labels for labels in prober_samples)
+    results = {(e["scenario"], e["result"], e["reason"]) for e in served.finished()}
+    assert ("refused", "failure", "navigation") in results
+    assert ("sso-login", "success", None) in results
+    assert await served.stop() == 0
+
+
+async def test_sigterm_lets_the_run_in_flight_finish_and_record(
+    serve: Serve, target: Target
+) -> None:
+    target.delays["/"] = 3.0
+    served = await serve(sign_in(), env={"PROBER_GRACE_PERIOD": "40s"})
+    await wait_until(lambda: any(e["msg"] == "serving" for e in served.logs()))
+    await served.until("prober_scenario_running", 1, scenario="sso-login")
+    assert await served.stop() == 0
+    messages = [e["msg"] for e in served.logs()]
+    stopping = messages.index("stopping")
+    assert "run finished" in messages[stopping:], messages
+    assert "run cancelled at shutdown" not in messages
+
+
+async def test_second_sigterm_cancels_runs_now(
+    serve: Serve,
+    silent_server: tuple[str, asyncio.Event],  # noqa: F811  (the fixture)
+) -> None:
+    url, connected = silent_server
+    served = await serve(goto("stuck", url, timeout="120s"), env={"PROBER_GRACE_PERIOD": "100s"})
+    await asyncio.wait_for(connected.wait(), 60)
+    served.process.send_signal(signal.SIGTERM)
+    await wait_until(lambda: any(e["msg"] == "stopping" for e in served.logs()))
+    # Well under the 100 s grace and 120 s timeout: the second signal cut the run short.
+    assert await served.stop(within=30) == 0
+    messages = [e["msg"] for e in served.logs()]
+    assert "second signal: cancelling in-flight runs now" in messages
+    assert "run cancelled at shutdown" in messages
+
+
+async def test_probing_goes_on_when_the_data_dir_turns_read_only(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """History (SQLite) and artifacts write PROBER_DATA_DIR: once it cannot be written,
+    runs still happen and are recorded."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shell = f'mount --bind "{data}" "{data}" && exec "$@"'
+    served = await serve(
+        sign_in(),
+        env={"PROBER_DATA_DIR": str(data)},
+        wrapper=["unshare", "-m", "--propagation", "private", "sh", "-c", shell, "sh"],
+    )
+    await wait_until(lambda: len(served.finished()) >= 1, within=90)
+    in_namespace = ["nsenter", "-t", str(served.process.pid), "-m"]
+    # The database is open, so its mount is busy and cannot be remounted read-only: a
+    # read-only bind stacked on top turns every new file (journal, artifact) into EROFS.
+    for command in (
+        ["mount", "--bind", str(data), str(data)],
+        ["mount", "-o", "remount,bind,ro", str(data)],
+    ):
+        mount = await asyncio.create_subprocess_exec(*in_namespace, *command)
+        assert await mount.wait() == 0, command
+    touch = await asyncio.create_subprocess_exec(
+        *in_namespace, "touch", str(data / "x"), stderr=asyncio.subprocess.PIPE
+    )
+    _, error = await touch.communicate()
+    assert b"Read-only file system" in error
+
+    done = len(served.finished())
+    await wait_until(lambda: len(served.finished()) >= done + 2, within=90)
+    assert all(e["result"] == "success" for e in served.finished()[done:])
+    assert (
+        await served.value("prober_scenario_runs_total", scenario="sso-login", result="success")
+        >= done + 2
+    )
+    assert await served.stop() == 0
+
+
+async def test_sighup_reloads_without_waiting_for_the_poll(serve: Serve, tmp_path: Path) -> None:
+    closed_port = free_port()
+    refused = goto("refused", f"http://127.0.0.1:{closed_port}/")
+    served = await serve(refused, env={"PROBER_CONFIG_POLL_INTERVAL": "1h"})
+    (tmp_path / "scenarios.yaml").write_text(
+        "scenarios:" + refused + goto("added", f"http://127.0.0.1:{closed_port}/")
+    )
+    served.process.send_signal(signal.SIGHUP)
+    await served.until("prober_scenario_interval_seconds", 1, within=10, scenario="added")
+    assert await served.value("prober_config_last_reload_successful") == 1
+    assert await served.stop() == 0

@@ -1,0 +1,133 @@
+"""Soak: many runs of a real `prober serve`, every 10th one wedged and killed at its timeout.
+
+Not in the default run (marker `soak`, also `slow`). One command, count configurable:
+    PROBER_SOAK_RUNS=1000 .venv/bin/python -m pytest -m soak -s tests/test_soak.py
+It prints (and with PROBER_SOAK_REPORT=path writes) RSS, open descriptors and leftover
+processes of the serving process; docs/operations.md has the published figures.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psutil
+import pytest
+from aiohttp import web
+
+from tests.test_serve_faults import Serve, serve  # noqa: F401  (a fixture)
+
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
+# Read at import: the `serve` fixture clears PROBER_* variables from the environment.
+RUNS = int(os.environ.get("PROBER_SOAK_RUNS", "1000"))
+REPORT = os.environ.get("PROBER_SOAK_REPORT")
+
+SCRIPT = """
+import time
+
+
+async def run(page, step, params):
+    async with step("page_loaded"):
+        await page.goto(params["url"])
+        if "hang" in await page.content():
+            time.sleep(3600)  # a wedged worker: only the parent's hard kill ends it
+"""
+
+
+@pytest.fixture
+async def counting_site() -> AsyncIterator[str]:
+    """Every 10th page view asks the scenario to wedge itself."""
+    views = 0
+
+    async def page(request: web.Request) -> web.Response:
+        nonlocal views
+        views += 1
+        text = "hang" if views % 10 == 0 else "ok"
+        return web.Response(text=f"<p>{text}</p>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
+    await runner.cleanup()
+
+
+def zombies(process: psutil.Process) -> int:
+    found = 0
+    for child in process.children():
+        with contextlib.suppress(psutil.Error):  # reaped between listing and asking
+            found += child.status() == psutil.STATUS_ZOMBIE
+    return found
+
+
+async def test_soak(serve: Serve, counting_site: str, tmp_path: Path) -> None:  # noqa: F811
+    total = RUNS
+    (tmp_path / "soak_flow.py").write_text(SCRIPT)
+    scenario = """
+  - name: {name}
+    interval: 100ms
+    timeout: 20s
+    script: "soak_flow:run"
+    params: {{url: "${{SOAK_URL}}"}}
+"""
+    served = await serve(
+        scenario.format(name="soak-a") + scenario.format(name="soak-b"),
+        env={
+            "SOAK_URL": counting_site,
+            "PROBER_MAX_CONCURRENCY": "2",
+            "PYTHONPATH": str(tmp_path),
+            "PROBER_LOG_LEVEL": "WARNING",
+        },
+    )
+    process = psutil.Process(served.process.pid)
+
+    async def runs() -> float:
+        samples = await served.scrape()
+        return sum(v for (name, _), v in samples.items() if name == "prober_scenario_runs_total")
+
+    warm_up = max(20, total // 10)
+    started = time.monotonic()
+    while await runs() < warm_up:  # noqa: ASYNC110  (polling another process)
+        await asyncio.sleep(1)
+    rss_start, fds_start = process.memory_info().rss, process.num_fds()
+    max_zombies = 0
+    while (done := await runs()) < total:
+        max_zombies = max(max_zombies, zombies(process))
+        await asyncio.sleep(1)
+    rss_end, fds_end = process.memory_info().rss, process.num_fds()
+    samples = await served.scrape()
+    results: dict[str, float] = {}
+    for (name, labels), value in samples.items():
+        if name == "prober_scenario_runs_total":
+            result = dict(labels)["result"]
+            results[result] = results.get(result, 0) + value
+    elapsed = time.monotonic() - started
+    assert await served.stop() == 0
+    leftovers = zombies(psutil.Process())
+    report = {
+        "runs": done,
+        "seconds": round(elapsed),
+        "results": results,
+        "rss_mib_after_warm_up": round(rss_start / 2**20, 1),
+        "rss_mib_end": round(rss_end / 2**20, 1),
+        "rss_growth_percent": round(100 * (rss_end - rss_start) / rss_start, 1),
+        "open_fds_after_warm_up": fds_start,
+        "open_fds_end": fds_end,
+        "max_zombie_children_seen": max_zombies,
+        "zombies_after_stop": leftovers,
+    }
+    print("soak:", json.dumps(report))
+    if REPORT:
+        await asyncio.to_thread(Path(REPORT).write_text, json.dumps(report, indent=2) + "\n")
+    # Every 10th page view wedges its run; nothing else may go wrong.
+    assert results.get("timeout", 0) >= done // 10 - 2, report
+    assert results.get("error", 0) == 0 and results.get("failure", 0) == 0, report
+    assert report["rss_growth_percent"] <= 5, report
+    assert fds_end <= fds_start + 5, report
+    assert not leftovers, report
