@@ -1,0 +1,148 @@
+"""Command line: `prober serve | run | check | demo` (verbs and exit codes are a contract).
+
+Exit codes: 0 success, 1 a run that failed or timed out (or hit an error), 2 bad input
+(config, settings, arguments). Bad input prints one message naming what is wrong.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from prober import processes
+from prober.config import Config, ConfigError, load_config
+from prober.logs import setup_logging
+from prober.secrets import Redactor
+from prober.service import locate_browser, make_runner, serve
+from prober.settings import Settings
+
+EXIT_BAD_INPUT = 2
+
+
+class BadInputError(Exception):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        handler = {"serve": _serve, "run": _run, "check": _check, "demo": _demo}[args.verb]
+        return handler(settings, args)
+    except (BadInputError, ConfigError) as exc:
+        print(f"prober {args.verb}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prober", description="Browser-driven SLA probes exported as Prometheus metrics."
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    config_help = "scenario file (default: $PROBER_CONFIG)"
+    listen_help = "HTTP listen address host:port (default: $PROBER_LISTEN or 0.0.0.0:8080)"
+    serve = verbs.add_parser("serve", help="run all scenarios on schedule and serve /metrics")
+    serve.add_argument("--config", help=config_help)
+    serve.add_argument("--listen", help=listen_help)
+    run = verbs.add_parser("run", help="run one scenario once and print its result as JSON")
+    run.add_argument("--config", help=config_help)
+    run.add_argument("name", help="scenario name")
+    check = verbs.add_parser("check", help="validate a scenario file")
+    check.add_argument("--config", help=config_help)
+    demo = verbs.add_parser("demo", help="serve the bundled demo scenarios against a demo site")
+    demo.add_argument("--listen", help=listen_help)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        key: value
+        for key in ("config", "listen")
+        if (value := getattr(args, key, None)) is not None
+    }
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_setting_name(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors(include_url=False)
+        )
+        raise BadInputError(f"invalid settings: {problems}") from None
+
+
+def _setting_name(loc: tuple[str | int, ...]) -> str:
+    return "PROBER_" + str(loc[0]).upper() if loc else "settings"
+
+
+def _load(settings: Settings) -> Config:
+    if settings.config is None:
+        raise BadInputError("no scenario file: pass --config FILE or set PROBER_CONFIG")
+    return load_config(settings.config)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    config = _load(settings)
+    setup_logging(settings.log_level, settings.log_format, Redactor(config.secrets))
+    return asyncio.run(serve(settings, config))
+
+
+def _check(settings: Settings, args: argparse.Namespace) -> int:
+    config = _load(settings)
+    names = ", ".join(s.name for s in config.scenarios)
+    print(f"{config.path}: ok, {len(config.scenarios)} scenario(s): {names}")
+    return 0
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    config = _load(settings)
+    scenario = config.scenario(args.name)
+    setup_logging(settings.log_level, "text", Redactor(config.secrets))
+    processes.become_subreaper()
+    browser, _ = locate_browser(settings)
+    runner = make_runner(settings, config, browser)
+    result = asyncio.run(runner.run(scenario))
+    json.dump(result.to_json(), sys.stdout, indent=2)
+    print()
+    return 0 if result.ok else 1
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    """The bundled site on a free local port, probed by the bundled scenarios."""
+    from prober.demo.site import make_app
+
+    async def main() -> int:
+        # A distinctive user name: every expanded value is masked in logs, and "demo"
+        # would mask half of every line.
+        os.environ.setdefault("DEMO_USER", "probe-user")
+        os.environ.setdefault("DEMO_PASSWORD", "demo-password")
+        site_app = make_app(os.environ["DEMO_USER"], os.environ["DEMO_PASSWORD"])
+        site_runner = web.AppRunner(site_app, access_log=None)
+        await site_runner.setup()
+        site = web.TCPSite(site_runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        os.environ.setdefault("DEMO_URL", f"http://127.0.0.1:{port}")
+        path = Path(str(resources.files("prober.demo") / "scenarios.yaml"))
+        config = load_config(path)
+        setup_logging(settings.log_level, settings.log_format, Redactor(config.secrets))
+
+        async def announce(url: str) -> None:
+            print(
+                f"prober demo: probing {os.environ['DEMO_URL']}; metrics at {url}/metrics",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        try:
+            return await serve(settings, config, on_started=announce)
+        finally:
+            await site_runner.cleanup()
+
+    return asyncio.run(main())

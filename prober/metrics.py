@@ -1,0 +1,148 @@
+"""Every metric prober exports, and how a RunResult becomes samples.
+
+All metrics live in a registry owned by the parent process; workers only report events.
+Semantics that alerts rely on:
+- `result="error"` runs (our browser or script environment broke) count in runs_total but
+  leave `last_successful` and `last_run_timestamp` alone: the target alert must not fire
+  for our own breakage, and a prober that cannot probe goes stale, which pages.
+- `interval` and `timeout` are exported so PromQL can say "no run for 3 intervals".
+"""
+
+from collections.abc import Iterable, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from prober.config import Scenario
+from prober.result import Outcome, RunResult
+
+
+class ProberMetrics:
+    """Metric families on a given registry; `location` becomes a constant label if set."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        scenario_buckets: Sequence[float],
+        step_buckets: Sequence[float],
+        location: str | None = None,
+    ) -> None:
+        self._location = location
+        extra = ("location",) if location else ()
+        scenario = ("scenario", *extra)
+        step = ("scenario", "step", *extra)
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...]) -> Gauge:
+            return Gauge(name, doc, labels, registry=registry)
+
+        self.runs = Counter(
+            "prober_scenario_runs_total",
+            "Runs by result: success, failure (a step failed), timeout (killed at the "
+            "limit), error (the prober's own environment failed).",
+            ("scenario", "result", *extra),
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "prober_scenario_duration_seconds",
+            "Duration of successful runs, steps only (browser launch excluded).",
+            scenario,
+            buckets=scenario_buckets,
+            registry=registry,
+        )
+        self.last_duration = gauge(
+            "prober_scenario_last_duration_seconds",
+            "Duration of the last run that reached the target (not result=error).",
+            scenario,
+        )
+        self.last_successful = gauge(
+            "prober_scenario_last_successful",
+            "1 if the last run that reached the target succeeded, else 0.",
+            scenario,
+        )
+        self.last_run = gauge(
+            "prober_scenario_last_run_timestamp_seconds",
+            "Unix time the last run that reached the target ended.",
+            scenario,
+        )
+        self.last_success = gauge(
+            "prober_scenario_last_success_timestamp_seconds",
+            "Unix time the last successful run ended.",
+            scenario,
+        )
+        self.running = gauge(
+            "prober_scenario_running", "1 while a run of the scenario executes.", scenario
+        )
+        self.interval = gauge(
+            "prober_scenario_interval_seconds",
+            "Configured pause between the end of one run and the start of the next.",
+            scenario,
+        )
+        self.timeout = gauge(
+            "prober_scenario_timeout_seconds", "Configured hard limit for one run.", scenario
+        )
+        self.step_duration = Histogram(
+            "prober_step_duration_seconds",
+            "Duration of steps that finished successfully.",
+            step,
+            buckets=step_buckets,
+            registry=registry,
+        )
+        self.step_last_duration = gauge(
+            "prober_step_last_duration_seconds",
+            "Duration of the step in the last run where it finished successfully.",
+            step,
+        )
+        self.step_failures = Counter(
+            "prober_step_failures_total",
+            "Failed steps by reason: timeout, navigation, selector, assertion, script, crash.",
+            ("scenario", "step", "reason", *extra),
+            registry=registry,
+        )
+        self.build_info = gauge(
+            "prober_build_info",
+            "Always 1; versions of prober, Playwright and the browser.",
+            ("version", "playwright_version", "browser_version", *extra),
+        )
+
+    def _labels(self, *values: str) -> tuple[str, ...]:
+        return (*values, self._location) if self._location else values
+
+    def set_build_info(self, version: str, playwright_version: str, browser_version: str) -> None:
+        self.build_info.labels(*self._labels(version, playwright_version, browser_version)).set(1)
+
+    def configure(self, scenarios: Iterable[Scenario]) -> None:
+        """Create each scenario's series up front, so rate() and alerts see zeros, not gaps."""
+        for scenario in scenarios:
+            labels = self._labels(scenario.name)
+            self.interval.labels(*labels).set(scenario.interval)
+            self.timeout.labels(*labels).set(scenario.timeout)
+            self.running.labels(*labels).set(0)
+            for outcome in Outcome:
+                self.runs.labels(*self._labels(scenario.name, outcome.value))
+
+    def run_started(self, scenario: str) -> None:
+        self.running.labels(*self._labels(scenario)).set(1)
+
+    def run_ended(self, scenario: str) -> None:
+        self.running.labels(*self._labels(scenario)).set(0)
+
+    def record(self, result: RunResult, ended_at: float) -> None:
+        name = result.scenario
+        labels = self._labels(name)
+        self.runs.labels(*self._labels(name, result.result.value)).inc()
+        if result.result is Outcome.ERROR:
+            return
+        self.last_duration.labels(*labels).set(result.duration_seconds)
+        self.last_successful.labels(*labels).set(1 if result.ok else 0)
+        self.last_run.labels(*labels).set(ended_at)
+        if result.ok:
+            self.duration.labels(*labels).observe(result.duration_seconds)
+            self.last_success.labels(*labels).set(ended_at)
+        for step in result.steps:
+            if step.ok:
+                step_labels = self._labels(name, step.name)
+                self.step_duration.labels(*step_labels).observe(step.duration_seconds)
+                self.step_last_duration.labels(*step_labels).set(step.duration_seconds)
+        if result.failed_step and result.reason:
+            self.step_failures.labels(
+                *self._labels(name, result.failed_step, result.reason.value)
+            ).inc()

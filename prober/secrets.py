@@ -1,0 +1,49 @@
+"""Keeping values that came from the environment out of everything we write.
+
+Every `${VAR}` expansion is treated as secret (DESIGN.md): credentials arrive as
+environment variables from Kubernetes Secrets, and we cannot tell a password from a
+URL. A value can leak in several spellings (a login POST carries it URL-encoded, an
+error message may JSON- or HTML-escape it), so each spelling is scrubbed.
+"""
+
+import html
+import json
+import re
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
+
+MASK = "********"
+
+
+def _spellings(secret: str) -> set[str]:
+    return {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        json.dumps(secret)[1:-1],
+        html.escape(secret),
+    }
+
+
+class Redactor:
+    """Replaces every known secret, in every spelling we know of, with a mask."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        spellings = {s for secret in secrets if secret for s in _spellings(secret)}
+        # Longest first, so that a secret containing another is masked whole.
+        ordered = sorted(spellings, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self.secrets = tuple(sorted({s for s in secrets if s}))
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub(MASK, text)
+
+    def bytes(self, data: bytes) -> bytes:
+        """Scrub raw bytes (files written by the browser) without decoding them as a whole."""
+        if self._pattern is None:
+            return data
+        pattern = re.compile(self._pattern.pattern.encode())
+        return pattern.sub(MASK.encode(), data)

@@ -1,0 +1,46 @@
+"""The aiohttp application: /metrics, /healthz, /readyz.
+
+Liveness and readiness answer different questions on purpose: /healthz fails only when
+restarting would help (the scheduler loop is wedged); /readyz fails when this replica
+cannot probe (no browser), which takes it out of the Service without a restart loop.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+
+@dataclass
+class Health:
+    """What the health endpoints report on; callables so they are read at request time."""
+
+    alive: Callable[[], bool]
+    browser_problem: Callable[[], str | None]
+
+
+HEALTH_KEY = web.AppKey("health", Health)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    if request.app[HEALTH_KEY].alive():
+        return web.Response(text="ok\n")
+    return web.Response(status=503, text="scheduler loop is not running\n")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    problem = request.app[HEALTH_KEY].browser_problem()
+    if problem is None:
+        return web.Response(text="ready\n")
+    return web.Response(status=503, text=f"not ready: {problem}\n")
+
+
+def make_app(registry: CollectorRegistry, health: Health) -> web.Application:
+    app = web.Application()
+    app[HEALTH_KEY] = health
+    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app

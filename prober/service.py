@@ -1,0 +1,164 @@
+"""`prober serve`: wiring settings, config, runner, scheduler, metrics and HTTP together."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from prober import __version__, processes
+from prober.browser import (
+    DEFAULT_ARGS,
+    BrowserNotFoundError,
+    browser_version,
+    find_browser,
+    playwright_version,
+)
+from prober.config import Config, Scenario
+from prober.metrics import ProberMetrics
+from prober.result import RunResult
+from prober.runner import WorkerRunner
+from prober.scheduler import Scheduler
+from prober.secrets import Redactor
+from prober.server import Health, make_app
+from prober.settings import Settings, parse_listen
+
+log = logging.getLogger(__name__)
+ORPHAN_REAP_SECONDS = 5.0
+
+
+class RunRecorder:
+    """The scheduler's observer: metrics and one log line per run."""
+
+    def __init__(self, metrics: ProberMetrics) -> None:
+        self.metrics = metrics
+
+    def run_started(self, scenario: Scenario, run_id: str) -> None:
+        self.metrics.run_started(scenario.name)
+
+    def run_finished(self, scenario: Scenario, run_id: str, result: RunResult | None) -> None:
+        self.metrics.run_ended(scenario.name)
+        if result is None:
+            return
+        self.metrics.record(result, ended_at=time.time())
+        log.log(
+            logging.INFO if result.ok else logging.WARNING,
+            "run finished",
+            extra={
+                "scenario": result.scenario,
+                "run_id": result.run_id,
+                "result": result.result.value,
+                "duration_seconds": round(result.duration_seconds, 3),
+                "failed_step": result.failed_step,
+                "reason": result.reason.value if result.reason else None,
+                "error": result.error,
+            },
+        )
+
+
+def make_runner(settings: Settings, config: Config, browser: Path | None) -> WorkerRunner:
+    return WorkerRunner(
+        browser_path=str(browser) if browser else "chromium",
+        browser_args=[*DEFAULT_ARGS, *settings.browser_args],
+        redact=Redactor(config.secrets),
+        python_path=[str(config.path.resolve().parent)],
+    )
+
+
+def locate_browser(settings: Settings) -> tuple[Path | None, str | None]:
+    """(path, None) or (None, why not): a missing browser degrades, it does not crash."""
+    try:
+        return find_browser(settings.browser_path), None
+    except BrowserNotFoundError as exc:
+        return None, str(exc)
+
+
+async def serve(
+    settings: Settings,
+    config: Config,
+    on_started: Callable[[str], Awaitable[None]] | None = None,
+) -> int:
+    """Probe until SIGTERM/SIGINT; a second signal cancels in-flight runs at once."""
+    processes.become_subreaper()
+    browser, browser_problem = locate_browser(settings)
+    if browser_problem:
+        log.error(
+            "browser not found; runs will report result=error", extra={"why": browser_problem}
+        )
+    registry = CollectorRegistry()
+    metrics = ProberMetrics(
+        registry, settings.scenario_buckets, settings.step_buckets, settings.location
+    )
+    metrics.set_build_info(
+        __version__, playwright_version(), browser_version(browser) if browser else "unknown"
+    )
+    metrics.configure(config.scenarios)
+    runner = make_runner(settings, config, browser)
+    scheduler = Scheduler(
+        runner.run, RunRecorder(metrics), settings.max_concurrency, settings.max_start_offset
+    )
+
+    def browser_state() -> str | None:
+        if browser is None:
+            return browser_problem
+        return None if browser.exists() else f"{browser} disappeared"
+
+    app = make_app(registry, Health(alive=scheduler.healthy, browser_problem=browser_state))
+    web_runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await web_runner.setup()
+    host, port = parse_listen(settings.listen)
+    site = web.TCPSite(web_runner, host, port)
+    await site.start()
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    log.info(
+        "serving",
+        extra={
+            "url": url,
+            "scenarios": [s.name for s in config.scenarios],
+            "config": str(config.path),
+        },
+    )
+    if on_started is not None:
+        await on_started(url)
+    scheduler.start(config.scenarios)
+    reaper = asyncio.create_task(_reap_orphans(runner))
+
+    signals = asyncio.Queue[int]()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, signals.put_nowait, signum)
+    try:
+        received = await signals.get()
+        log.info(
+            "stopping",
+            extra={"signal": signal.Signals(received).name, "grace_seconds": settings.grace_period},
+        )
+        stopping = asyncio.create_task(scheduler.stop(settings.grace_period))
+        hurry = asyncio.create_task(signals.get())
+        await asyncio.wait([stopping, hurry], return_when=asyncio.FIRST_COMPLETED)
+        if not stopping.done():
+            log.warning("second signal: cancelling in-flight runs now")
+            scheduler.cancel_runs()
+            await stopping
+        hurry.cancel()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reaper
+        await web_runner.cleanup()
+        processes.reap_orphans(exclude=runner.live_pids)
+    log.info("stopped")
+    return 0
+
+
+async def _reap_orphans(runner: WorkerRunner) -> None:
+    while True:
+        await asyncio.sleep(ORPHAN_REAP_SECONDS)
+        processes.reap_orphans(exclude=runner.live_pids)
