@@ -14,12 +14,21 @@ import os
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
+
+from prober import processes
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -164,7 +173,12 @@ def run_build_stage(dockerfile: tuple[dict[str, str], list[Stage]], root: Path) 
     build = stages[0]
     assert build.name == "build"
     env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    # The image's `python` is /usr/local/bin/python3.11, readable by its non-root user;
+    # use a system Python 3.11 likewise (pyenv's under /root is not), and our pip.
+    shim = root / "shim"
+    shim.mkdir()
+    (shim / "python").symlink_to(system_python())
+    env["PATH"] = f"{shim}:{Path(sys.executable).parent}:{env['PATH']}"
     workdir = root
     for op, rest in build.instructions:
         rest = substitute(rest, {**global_args, **build.args})
@@ -194,12 +208,33 @@ def run_build_stage(dockerfile: tuple[dict[str, str], list[Stage]], root: Path) 
     return root / "opt/prober"
 
 
+def system_python() -> str:
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (f"/usr/local/bin/{version}", f"/usr/bin/{version}"):
+        path = Path(candidate)
+        if path.exists() and all(p.stat().st_mode & 0o001 for p in path.resolve().parents):
+            return candidate
+    pytest.fail(f"no {version} outside /root; install it with: apt-get install -y python3")
+
+
+def reap_orphaned_browsers() -> None:
+    """pytest is a child subreaper (tests/conftest.py): reap the Chromiums we orphaned."""
+    for _ in range(20):
+        processes.reap_orphans(exclude=set())
+        if not any(c.status() == psutil.STATUS_ZOMBIE for c in psutil.Process().children()):
+            return
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
-def image_venv(
-    dockerfile: tuple[dict[str, str], list[Stage]], tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    root = tmp_path_factory.mktemp("image")
-    return run_build_stage(dockerfile, root)
+def image_venv(dockerfile: tuple[dict[str, str], list[Stage]]) -> Iterator[Path]:
+    # Not under pytest's tmp dir (mode 0700): the image's user must be able to read it.
+    root = Path(tempfile.mkdtemp(prefix="prober-image-"))
+    try:
+        root.chmod(0o755)
+        yield run_build_stage(dockerfile, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_build_stage_pip_lines_work(image_venv: Path) -> None:
@@ -250,8 +285,78 @@ def test_pinned_playwright_drives_pinned_chromium(
         timeout=60,
         check=False,
     )
+    reap_orphaned_browsers()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == upstream, (
         f"this machine runs Chromium {proc.stdout.strip()}, the image pins {upstream}: "
         "install the pinned one (or bump the pin) so the tested pair is the shipped pair"
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+    except OSError:
+        return 0, ""
+
+
+def test_default_command_runs_the_demo_as_the_image_user(
+    dockerfile: tuple[dict[str, str], list[Stage]], image_venv: Path
+) -> None:
+    """The image's CMD, from the image's venv, as its UID with its ENV: probes succeed.
+
+    What `docker run -p 8080:8080 IMAGE` would do, minus the container: the user can
+    write only HOME and /tmp, as with the Deployment's emptyDirs.
+    """
+    _, stages = dockerfile
+    final = dict(stages[-1].instructions)
+    uid, gid = (int(x) for x in final["USER"].split(":"))
+    cmd = json.loads(final["CMD"])
+    port = free_port()
+    cmd[cmd.index("--listen") + 1] = f"127.0.0.1:{port}"
+    image_env = dict(kv.split("=", 1) for kv in shlex.split(final["ENV"]))
+    home = Path(tempfile.mkdtemp(prefix="prober-home-"))
+    os.chown(home, uid, gid)
+    env = {
+        **image_env,
+        "PATH": f"{image_venv}/bin:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "TMPDIR": str(home),
+        "PROBER_MAX_START_OFFSET": "0s",  # first run now, not up to 15s later
+    }
+    assert env["PROBER_BROWSER_PATH"] == "/usr/bin/chromium"
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=home, user=uid, group=gid, extra_groups=[],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        metrics = ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            _, metrics = get(f"http://127.0.0.1:{port}/metrics")
+            if re.search(r'runs_total\{result="success",scenario="demo-sign-in"\} [1-9]', metrics):
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+        assert get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+        assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        assert 'prober_scenario_last_successful{scenario="demo-sign-in"} 1.0' in metrics, metrics
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=45) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+        reap_orphaned_browsers()
+        shutil.rmtree(home, ignore_errors=True)
