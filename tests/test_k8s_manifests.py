@@ -208,3 +208,14 @@ def test_config_and_secret_wiring(
         assert ref["key"] in example["stringData"]
     assert all(v.startswith("REPLACE-ME") for v in example["stringData"].values())
     assert "Secret" not in objects, "the base must not overwrite real credentials"
+
+
+def test_shipped_scenarios_pass_prober_check(container: dict[str, Any]) -> None:
+    """The ConfigMap's scenarios load in prober itself, with the Deployment's env."""
+    e = {k: v if isinstance(v, str) else "placeholder" for k, v in env(container).items()}
+    proc = subprocess.run(
+        [sys.executable, "-m", "prober", "check", "--config", str(BASE / "scenarios.yaml")],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **e},
+    )
+    assert proc.returncode == 0, proc.stderr
