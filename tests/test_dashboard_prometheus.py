@@ -195,9 +195,7 @@ def dashboard_queries() -> list[tuple[str, str]]:
 
 def rule_queries() -> list[tuple[str, str]]:
     groups = yaml.safe_load(RULES.read_text())["groups"]
-    return [
-        (r.get("alert") or r["record"], r["expr"]) for g in groups for r in g["rules"]
-    ]
+    return [(r.get("alert") or r["record"], r["expr"]) for g in groups for r in g["rules"]]
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -231,11 +229,16 @@ def stack(tmp_path: Path) -> Iterator[Prometheus]:
         log = tmp_path / f"{name}.log"
         logs.append(log)
         with log.open("wb") as out:
-            started.append(subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
-                env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-                start_new_session=True,
-            ))
+            started.append(
+                subprocess.Popen(
+                    cmd,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=tmp_path,
+                    env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+                    start_new_session=True,
+                )
+            )
 
     def check_alive() -> None:
         for proc, log in zip(started, logs, strict=True):
@@ -261,19 +264,31 @@ def stack(tmp_path: Path) -> Iterator[Prometheus]:
                 "import module_that_does_not_exist\n\nasync def run(page, step, params): ...\n"
             )
             ports[pod] = free_port()
-            spawn(pod, [
-                sys.executable, "-m", "prober", "serve",
-                "--config", str(conf / "scenarios.yaml"),
-                "--listen", f"127.0.0.1:{ports[pod]}",
-            ], {
-                "PROBE_USER": "probe-user", "PROBE_PASSWORD": "demo-password",
-                "PROBER_MAX_START_OFFSET": "0s", "PROBER_GRACE_PERIOD": "2s",
-                "PROBER_MAX_CONCURRENCY": concurrency[pod],
-                "PROBER_LOG_FORMAT": "text", "PROBER_LOG_LEVEL": "INFO",
-                # `prober check` looks for script modules on sys.path only, while the
-                # worker also adds the scenario file's directory: add it for both.
-                "PYTHONPATH": f"{ROOT}{os.pathsep}{conf}",
-            })
+            spawn(
+                pod,
+                [
+                    sys.executable,
+                    "-m",
+                    "prober",
+                    "serve",
+                    "--config",
+                    str(conf / "scenarios.yaml"),
+                    "--listen",
+                    f"127.0.0.1:{ports[pod]}",
+                ],
+                {
+                    "PROBE_USER": "probe-user",
+                    "PROBE_PASSWORD": "demo-password",
+                    "PROBER_MAX_START_OFFSET": "0s",
+                    "PROBER_GRACE_PERIOD": "2s",
+                    "PROBER_MAX_CONCURRENCY": concurrency[pod],
+                    "PROBER_LOG_FORMAT": "text",
+                    "PROBER_LOG_LEVEL": "INFO",
+                    # `prober check` looks for script modules on sys.path only, while the
+                    # worker also adds the scenario file's directory: add it for both.
+                    "PYTHONPATH": f"{ROOT}{os.pathsep}{conf}",
+                },
+            )
         ports["prober-gone"] = closed_port
 
         # The shipped scrape config, with its Kubernetes discovery replaced by static
@@ -282,37 +297,51 @@ def stack(tmp_path: Path) -> Iterator[Prometheus]:
         job = {k: v for k, v in shipped.items() if k != "kubernetes_sd_configs"}
         job.update(scrape_interval="1s", scrape_timeout="1s")
         job["static_configs"] = [
-            {"targets": [f"127.0.0.1:{port}"], "labels": {
-                "__meta_kubernetes_pod_label_app_kubernetes_io_name": "prober",
-                "__meta_kubernetes_pod_container_port_name": "metrics",
-                "__meta_kubernetes_pod_phase": "Running",
-                "__meta_kubernetes_namespace": NAMESPACE,
-                "__meta_kubernetes_pod_name": pod,
-                "__meta_kubernetes_pod_node_name": "node-1",
-            }}
+            {
+                "targets": [f"127.0.0.1:{port}"],
+                "labels": {
+                    "__meta_kubernetes_pod_label_app_kubernetes_io_name": "prober",
+                    "__meta_kubernetes_pod_container_port_name": "metrics",
+                    "__meta_kubernetes_pod_phase": "Running",
+                    "__meta_kubernetes_namespace": NAMESPACE,
+                    "__meta_kubernetes_pod_name": pod,
+                    "__meta_kubernetes_pod_node_name": "node-1",
+                },
+            }
             for pod, port in ports.items()
         ]
         slo = tmp_path / "slo.yaml"
-        slo.write_text(textwrap.dedent("""\
+        slo.write_text(
+            textwrap.dedent("""\
             groups:
               - name: test-slo
                 rules:
                   - record: prober:step_p95_slo_seconds
                     expr: vector(0.001)
                     labels: {scenario: sign-in, step: app_page_loaded}
-            """))
+            """)
+        )
         config = tmp_path / "prometheus.yml"
-        config.write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(RULES), str(slo)],
-            "scrape_configs": [job],
-        }))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "rule_files": [str(RULES), str(slo)],
+                    "scrape_configs": [job],
+                }
+            )
+        )
         prom_port = free_port()
-        spawn("prometheus", [
-            prometheus_bin, f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn",
-        ])
+        spawn(
+            "prometheus",
+            [
+                prometheus_bin,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                "--log.level=warn",
+            ],
+        )
         prom = Prometheus(f"http://127.0.0.1:{prom_port}", check_alive)
         deadline = time.monotonic() + 20
         while http_get(f"{prom.url}/-/ready")[0] != 200:
@@ -330,14 +359,13 @@ def wait_for_data(prom: Prometheus) -> None:
     """Until every kind of series exists and windows hold a few runs (bounded)."""
     conditions = {
         "sign-in successes": 'sum(prober_scenario_runs_total{scenario="sign-in",'
-                             'result="success"}) >= 2',
+        'result="success"}) >= 2',
         "sign-in failures on prober-b": 'sum(prober_scenario_runs_total{scenario="sign-in",'
-                                        'pod="prober-b",result="failure"}) >= 2',
-        "slow successes": 'sum(prober_scenario_runs_total{scenario="slow",'
-                          'result="success"}) >= 2',
+        'pod="prober-b",result="failure"}) >= 2',
+        "slow successes": 'sum(prober_scenario_runs_total{scenario="slow",result="success"}) >= 2',
         "broken failures": 'sum(prober_step_failures_total{scenario="broken"}) >= 3',
         "bad-import errors": 'sum(prober_scenario_runs_total{scenario="bad-import",'
-                             'result="error"}) >= 2',
+        'result="error"}) >= 2',
         "gone target down": 'count(up{pod="prober-gone"} == 0) >= 1',
         "alerts pending": 'count(ALERTS{alertstate="pending"}) >= 1',
     }
@@ -437,6 +465,13 @@ def test_dashboard_is_importable() -> None:
             for used in re.findall(r"\$\{?(\w+)", t["expr"]):
                 assert used in variables or used.startswith("__"), (p["title"], used)
     titles = " ".join(p["title"].lower() for p in board["panels"])
-    for needed in ("success state", "success ratio", "scenario duration", "step duration",
-                   "failures by step and reason", "runs by result", "since last success"):
+    for needed in (
+        "success state",
+        "success ratio",
+        "scenario duration",
+        "step duration",
+        "failures by step and reason",
+        "runs by result",
+        "since last success",
+    ):
         assert needed in titles, needed

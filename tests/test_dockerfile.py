@@ -248,8 +248,9 @@ def test_build_stage_pip_lines_work(image_venv: Path) -> None:
         text=True,
         check=True,
     ).stdout.strip()
-    pinned = re.search(r"^playwright==(\S+)$", (ROOT / "deploy/docker/requirements.txt")
-                       .read_text(), re.M)
+    pinned = re.search(
+        r"^playwright==(\S+)$", (ROOT / "deploy/docker/requirements.txt").read_text(), re.M
+    )
     assert pinned and out == pinned.group(1)
 
 
@@ -335,8 +336,15 @@ def test_default_command_runs_the_demo_as_the_image_user(
     }
     assert env["PROBER_BROWSER_PATH"] == "/usr/bin/chromium"
     proc = subprocess.Popen(
-        cmd, env=env, cwd=home, user=uid, group=gid, extra_groups=[],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        cmd,
+        env=env,
+        cwd=home,
+        user=uid,
+        group=gid,
+        extra_groups=[],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60

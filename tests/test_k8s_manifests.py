@@ -86,9 +86,7 @@ def test_core_objects_match_openapi_schemas(
             pytest.fail(f"{obj['kind']} invalid for Kubernetes {version}: {e.message}")
 
 
-def test_restricted_pod_security_standard(
-    pod: dict[str, Any], container: dict[str, Any]
-) -> None:
+def test_restricted_pod_security_standard(pod: dict[str, Any], container: dict[str, Any]) -> None:
     """Every control of the 'restricted' profile (Kubernetes Pod Security Standards)."""
     for key in ("hostNetwork", "hostPID", "hostIPC"):
         assert not pod.get(key), key
@@ -96,8 +94,16 @@ def test_restricted_pod_security_standard(
     assert psc["runAsNonRoot"] is True
     assert psc["runAsUser"] != 0
     assert psc["seccompProfile"]["type"] in ("RuntimeDefault", "Localhost")
-    allowed_volumes = {"configMap", "emptyDir", "projected", "secret", "downwardAPI",
-                       "persistentVolumeClaim", "csi", "ephemeral"}
+    allowed_volumes = {
+        "configMap",
+        "emptyDir",
+        "projected",
+        "secret",
+        "downwardAPI",
+        "persistentVolumeClaim",
+        "csi",
+        "ephemeral",
+    }
     for volume in pod["volumes"]:
         kinds = set(volume) - {"name"}
         assert kinds <= allowed_volumes, volume
@@ -215,7 +221,10 @@ def test_shipped_scenarios_pass_prober_check(container: dict[str, Any]) -> None:
     e = {k: v if isinstance(v, str) else "placeholder" for k, v in env(container).items()}
     proc = subprocess.run(
         [sys.executable, "-m", "prober", "check", "--config", str(BASE / "scenarios.yaml")],
-        capture_output=True, text=True, check=False, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **e},
     )
     assert proc.returncode == 0, proc.stderr
