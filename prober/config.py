@@ -4,9 +4,11 @@ Every message names the file, the scenario and the field (or variable) at fault,
 the person reading it is an SRE looking at a crash-looping pod, not at a traceback.
 """
 
+import importlib.machinery
 import importlib.util
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,8 @@ class Scenario(BaseModel):
     steps: list[Step] | None = Field(default=None, min_length=1)
     script: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    # Extra attempts after a failed or timed-out run (see prober/retries.py for the policy).
+    retries: int = Field(default=0, ge=0, le=10)
 
     @field_validator("script")
     @classmethod
@@ -173,22 +177,33 @@ def _expand(
 def _check_importable(path: Path, scenario: Scenario) -> None:
     """Find the script's module without running it, so a typo fails `check`, not 3am."""
     assert scenario.script is not None
-    module = scenario.script.partition(":")[0]
+    top_level = scenario.script.partition(":")[0].split(".")[0]
+    # The worker puts the scenario file's directory first on sys.path; look there too.
+    search_path = [str(path.resolve().parent), *sys.path]
     try:
-        found = importlib.util.find_spec(module) is not None
+        found = (
+            importlib.machinery.PathFinder.find_spec(top_level, search_path) is not None
+            or importlib.util.find_spec(top_level) is not None
+        )
     except (ImportError, ValueError):
         found = False
     if not found:
         raise ConfigError(
             f"{path}: scenario {scenario.name!r}: script: "
-            f"module {module!r} cannot be found on the Python path"
+            f"module {top_level!r} cannot be found next to the scenario file or on the Python path"
         )
+
+
+_FRIENDLY = {
+    "extra_forbidden": "unknown field (check its spelling and indentation)",
+    "missing": "required field is missing",
+}
 
 
 def _describe(path: Path, raw: Any, error: ValidationError) -> str:
     lines = []
     for item in error.errors(include_url=False):
-        message = item["msg"].removeprefix("Value error, ")
+        message = _FRIENDLY.get(item["type"]) or item["msg"].removeprefix("Value error, ")
         lines.append(f"{_where(path, raw, item['loc'])}: {message}")
     return "\n".join(lines)
 
@@ -208,7 +223,7 @@ def _where(path: Path, raw: Any, loc: tuple[str | int, ...]) -> str:
             if isinstance(child, dict) and isinstance(child.get("name"), str):
                 label += f" ({child['name']})"
             field.append(label)
-        elif index != 0 or key != "scenarios":
+        elif not (index == 0 and key == "scenarios" and len(loc) > 1):
             field.append(("." if field else "") + str(key))
         node = child
     if field:

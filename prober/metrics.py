@@ -6,6 +6,8 @@ Semantics that alerts rely on:
   leave `last_successful` and `last_run_timestamp` alone: the target alert must not fire
   for our own breakage, and a prober that cannot probe goes stale, which pages.
 - `interval` and `timeout` are exported so PromQL can say "no run for 3 intervals".
+- Duration observations carry the run id as an OpenMetrics exemplar, so a slow bucket
+  on a dashboard links to the run (its history entry and artifacts).
 """
 
 from collections.abc import Iterable, Sequence
@@ -14,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from prober.config import Scenario
 from prober.result import Outcome, RunResult
+from prober.settings import DEFAULT_PAGE_TIMING_BUCKETS
 
 
 class ProberMetrics:
@@ -25,6 +28,7 @@ class ProberMetrics:
         scenario_buckets: Sequence[float],
         step_buckets: Sequence[float],
         location: str | None = None,
+        page_timing_buckets: Sequence[float] = DEFAULT_PAGE_TIMING_BUCKETS,
     ) -> None:
         self._location = location
         extra = ("location",) if location else ()
@@ -97,6 +101,41 @@ class ProberMetrics:
             ("scenario", "step", "reason", *extra),
             registry=registry,
         )
+        self.retries = Counter(
+            "prober_scenario_retries_total",
+            "Attempts that retried a failed or timed-out run (retries: N). Each is also "
+            "counted in prober_scenario_runs_total, so retries never hide flakiness.",
+            scenario,
+            registry=registry,
+        )
+        self.history_degraded = gauge(
+            "prober_history_degraded",
+            "1 if the run history database failed and history is kept in memory only.",
+            extra,
+        )
+        self.page_timing = Histogram(
+            "prober_page_timing_seconds",
+            "Per page loaded in the step, seconds from navigation start to each phase: ttfb, "
+            "dom_content_loaded, load, first_contentful_paint, largest_contentful_paint.",
+            ("scenario", "step", "phase", *extra),
+            buckets=page_timing_buckets,
+            registry=registry,
+        )
+        # A gauge, not a histogram: a probe loads the same pages every run, so the last
+        # score is what a threshold alert needs, and a unitless 0..1+ score would need a
+        # bucket layout of its own for every scenario and step.
+        self.layout_shift = gauge(
+            "prober_page_cumulative_layout_shift",
+            "Cumulative layout shift of the worst page loaded in the step in the last run "
+            "that loaded one.",
+            step,
+        )
+        self.artifact_failures = Counter(
+            "prober_artifact_failures_total",
+            "Runs whose failure artifacts could not be kept (disk full, read-only, ...).",
+            scenario,
+            registry=registry,
+        )
         self.build_info = gauge(
             "prober_build_info",
             "Always 1; versions of prober, Playwright and the browser.",
@@ -109,6 +148,10 @@ class ProberMetrics:
     def set_build_info(self, version: str, playwright_version: str, browser_version: str) -> None:
         self.build_info.labels(*self._labels(version, playwright_version, browser_version)).set(1)
 
+    def set_history_degraded(self, degraded: bool) -> None:
+        labelled = self.history_degraded.labels(*self._labels()) if self._location else None
+        (labelled or self.history_degraded).set(1 if degraded else 0)
+
     def configure(self, scenarios: Iterable[Scenario]) -> None:
         """Create each scenario's series up front, so rate() and alerts see zeros, not gaps."""
         for scenario in scenarios:
@@ -116,8 +159,10 @@ class ProberMetrics:
             self.interval.labels(*labels).set(scenario.interval)
             self.timeout.labels(*labels).set(scenario.timeout)
             self.running.labels(*labels).set(0)
+            self.retries.labels(*labels)
             for outcome in Outcome:
                 self.runs.labels(*self._labels(scenario.name, outcome.value))
+            self.artifact_failures.labels(*labels)
 
     def run_started(self, scenario: str) -> None:
         self.running.labels(*self._labels(scenario)).set(1)
@@ -128,21 +173,41 @@ class ProberMetrics:
     def record(self, result: RunResult, ended_at: float) -> None:
         name = result.scenario
         labels = self._labels(name)
+        exemplar = {"run_id": result.run_id}
         self.runs.labels(*self._labels(name, result.result.value)).inc()
+        if result.attempt > 1:
+            self.retries.labels(*labels).inc()
+        if result.artifact_error:
+            self.artifact_failures.labels(*labels).inc()
         if result.result is Outcome.ERROR:
             return
         self.last_duration.labels(*labels).set(result.duration_seconds)
         self.last_successful.labels(*labels).set(1 if result.ok else 0)
         self.last_run.labels(*labels).set(ended_at)
         if result.ok:
-            self.duration.labels(*labels).observe(result.duration_seconds)
+            self.duration.labels(*labels).observe(result.duration_seconds, exemplar)
             self.last_success.labels(*labels).set(ended_at)
         for step in result.steps:
             if step.ok:
                 step_labels = self._labels(name, step.name)
-                self.step_duration.labels(*step_labels).observe(step.duration_seconds)
+                self.step_duration.labels(*step_labels).observe(step.duration_seconds, exemplar)
                 self.step_last_duration.labels(*step_labels).set(step.duration_seconds)
+        self._record_pages(result, exemplar)
         if result.failed_step and result.reason:
             self.step_failures.labels(
                 *self._labels(name, result.failed_step, result.reason.value)
             ).inc()
+
+    def _record_pages(self, result: RunResult, exemplar: dict[str, str]) -> None:
+        worst_shift: dict[str, float] = {}
+        for timing in result.page_timings:
+            for phase, seconds in timing.phases.items():
+                self.page_timing.labels(*self._labels(result.scenario, timing.step, phase)).observe(
+                    seconds, exemplar
+                )
+            if timing.cumulative_layout_shift is not None:
+                worst_shift[timing.step] = max(
+                    worst_shift.get(timing.step, 0.0), timing.cumulative_layout_shift
+                )
+        for step, shift in worst_shift.items():
+            self.layout_shift.labels(*self._labels(result.scenario, step)).set(shift)

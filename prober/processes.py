@@ -15,6 +15,7 @@ import signal
 import psutil
 
 RUN_TAG_ENV = "PROBER_WORKER_RUN_ID"
+_PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 REAP_SECONDS = 5.0
 
@@ -30,6 +31,18 @@ def become_subreaper() -> bool:
         return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (a worker's safety net).
+
+    If the prober itself is killed (OOM, SIGKILL) nobody is left to enforce timeouts; the
+    worker's driver then sees its pipe close and takes the browser down with it.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the parent died before the call above took effect
+        os._exit(1)
 
 
 def tagged(process: psutil.Process, run_id: str) -> bool:
@@ -74,15 +87,24 @@ def reap(processes: list[psutil.Process], timeout: float = REAP_SECONDS) -> list
     return alive
 
 
-def reap_orphans(exclude: set[int]) -> int:
-    """Reap zombie children that re-parented to us (as subreaper); skip `exclude` pids."""
-    reaped = 0
-    with contextlib.suppress(psutil.Error):
-        for child in psutil.Process().children():
-            if child.pid in exclude:
-                continue
-            with contextlib.suppress(psutil.Error, ChildProcessError):
-                if child.status() == psutil.STATUS_ZOMBIE:
-                    os.waitpid(child.pid, os.WNOHANG)
-                    reaped += 1
-    return reaped
+def reap_orphans(exclude: set[int], passes: int = 10) -> int:
+    """Reap zombie children that re-parented to us (as subreaper); skip `exclude` pids.
+
+    Repeats while it finds any: a zombie's own zombie children only re-parent to us
+    once it is reaped.
+    """
+    total = 0
+    for _ in range(passes):
+        reaped = 0
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process().children():
+                if child.pid in exclude:
+                    continue
+                with contextlib.suppress(psutil.Error, ChildProcessError):
+                    if child.status() == psutil.STATUS_ZOMBIE:
+                        os.waitpid(child.pid, os.WNOHANG)
+                        reaped += 1
+        total += reaped
+        if not reaped:
+            break
+    return total

@@ -12,7 +12,15 @@ from pydantic import BaseModel, ConfigDict
 
 from prober.config import Step
 
-EventName = Literal["browser_launched", "step_started", "step_finished", "run_finished"]
+EventName = Literal[
+    "browser_launched",
+    "step_started",
+    "step_finished",
+    "page_timing",
+    "artifact",
+    "artifact_error",
+    "run_finished",
+]
 
 
 class WorkerSpec(BaseModel):
@@ -28,10 +36,15 @@ class WorkerSpec(BaseModel):
     # An absolute CLOCK_MONOTONIC time (shared by all processes on the host), slightly
     # before the parent's hard kill, so the worker can still report and clean up.
     soft_deadline: float
+    # The parent's hard kill (same clock): failure artifacts are taken between the two.
+    hard_deadline: float | None = None
     browser_path: str
     browser_args: list[str]
     secrets: list[str] = []
     python_path: list[str] = []
+    # `{data_dir}/artifacts`; None keeps no artifacts (and records no trace).
+    artifacts_dir: str | None = None
+    trace_on_success: bool = False
 
 
 def encode_event(event: EventName, **fields: Any) -> bytes:

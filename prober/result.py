@@ -33,6 +33,16 @@ class StepResult:
 
 
 @dataclass(frozen=True)
+class PageTiming:
+    """One document the run loaded, owned by the step that navigated to it (prober.timings)."""
+
+    step: str
+    # Seconds from the navigation's start, for each phase the document reached.
+    phases: dict[str, float]
+    cumulative_layout_shift: float | None = None
+
+
+@dataclass(frozen=True)
 class RunResult:
     """One run. `duration_seconds` covers the steps, not the browser launch (that is separate)."""
 
@@ -48,6 +58,11 @@ class RunResult:
     browser_launch_seconds: float | None = None
     # File names (not paths) under `{data_dir}/artifacts/`, each `{run_id}-{kind}.{ext}`.
     artifacts: tuple[str, ...] = ()
+    # 1 for a scheduled or requested run, 2.. for its retries (each retry is its own run).
+    attempt: int = 1
+    # Why artifacts of this run could not be kept (disk full, read-only...), redacted.
+    artifact_error: str | None = None
+    page_timings: tuple[PageTiming, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -61,5 +76,6 @@ class RunResult:
         data["reason"] = self.reason.value if self.reason else None
         data["steps"] = [asdict(step) for step in self.steps]
         data["artifacts"] = list(self.artifacts)
+        data["page_timings"] = [asdict(timing) for timing in self.page_timings]
         data.pop("extra")
         return data

@@ -10,8 +10,10 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -20,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from prober import processes
+from prober.artifacts import ArtifactStore
 from prober.config import Scenario
 from prober.protocol import WorkerSpec
-from prober.result import Outcome, Reason, RunResult, StepResult
+from prober.result import Outcome, PageTiming, Reason, RunResult, StepResult
 from prober.secrets import Redactor
+from prober.timings import from_event
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,13 @@ class _RunTracker:
     finished: dict[str, Any] | None = None
     garbage_lines: int = 0
     first_garbage: str | None = None
+    started_steps: set[str] = field(default_factory=set)
+    page_timings: list[PageTiming] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
+    artifact_error: str | None = None
+    # A step the worker reported as failed: a worker killed while it saves artifacts
+    # has already closed the step, so no step is in progress to blame.
+    failed_step: str | None = None
 
     def feed(self, line: bytes) -> None:
         try:
@@ -70,12 +81,24 @@ class _RunTracker:
             self.body_started = now
         elif kind == "step_started" and isinstance(event.get("step"), str):
             self.current_step, self.current_step_started = event["step"], now
+            self.started_steps.add(event["step"])
         elif kind == "step_finished" and isinstance(event.get("step"), str):
             duration = _number(event.get("duration_seconds")) or 0.0
             self.steps.append(StepResult(event["step"], duration, bool(event.get("ok"))))
             self.current_step = None
+            if not event.get("ok"):
+                self.failed_step = event["step"]
         elif kind == "run_finished":
             self.finished = event
+        elif kind == "page_timing":
+            timing = from_event(event)
+            # Only steps the run announced: a label value from anywhere else is garbage.
+            if timing is not None and timing.step in self.started_steps:
+                self.page_timings.append(timing)
+        elif kind == "artifact" and isinstance(event.get("name"), str):
+            self.artifacts.append(event["name"])
+        elif kind == "artifact_error" and isinstance(event.get("error"), str):
+            self.artifact_error = self.artifact_error or event["error"]
         else:
             self._garbage(line)
 
@@ -108,6 +131,8 @@ class WorkerRunner:
         python_path: Sequence[str] = (),
         command: Sequence[str] = WORKER_COMMAND,
         exit_wait: float = 5.0,
+        artifacts: ArtifactStore | None = None,
+        trace_on_success: bool = False,
     ) -> None:
         self.browser_path = browser_path
         self.browser_args = list(browser_args)
@@ -115,6 +140,8 @@ class WorkerRunner:
         self.python_path = list(python_path)
         self.command = list(command)
         self.exit_wait = exit_wait
+        self.artifacts = artifacts
+        self.trace_on_success = trace_on_success
         # Pids asyncio is waiting for: the orphan reaper must not steal their exit status.
         self.live_pids: set[int] = set()
 
@@ -129,12 +156,18 @@ class WorkerRunner:
             script=scenario.script,
             params=scenario.params,
             soft_deadline=hard_deadline - soft_margin(scenario.timeout),
+            hard_deadline=hard_deadline,
             browser_path=self.browser_path,
             browser_args=self.browser_args,
             secrets=list(self.redact.secrets),
             python_path=self.python_path,
+            artifacts_dir=str(self.artifacts.directory) if self.artifacts else None,
+            trace_on_success=self.trace_on_success,
         )
         tracker = _RunTracker(self.redact)
+        # Playwright and Chromium put profiles and temp files under TMPDIR and never
+        # remove them when killed; a private directory per run is removed afterwards.
+        scratch = tempfile.mkdtemp(prefix=f"prober-{run_id}-")
 
         def result(outcome: Outcome, **fields: Any) -> RunResult:
             elapsed = time.monotonic() - (tracker.body_started or started)
@@ -148,6 +181,11 @@ class WorkerRunner:
                 steps=tuple(tracker.steps),
                 browser_launch_seconds=tracker.launch_seconds,
                 error=self.redact(error) if error else None,
+                artifacts=tuple(tracker.artifacts),
+                artifact_error=self.redact(tracker.artifact_error)
+                if tracker.artifact_error
+                else None,
+                page_timings=tuple(tracker.page_timings),
                 **fields,
             )
 
@@ -158,10 +196,11 @@ class WorkerRunner:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
-                env=self._environment(run_id),
+                env=self._environment(run_id, scratch),
                 limit=MAX_EVENT_BYTES,
             )
         except OSError as exc:
+            shutil.rmtree(scratch, ignore_errors=True)
             return result(Outcome.ERROR, error=f"cannot start worker: {exc}")
         self.live_pids.add(process.pid)
         assert process.stdin and process.stdout and process.stderr
@@ -173,13 +212,15 @@ class WorkerRunner:
             await self._clean_up(process, run_id)
             drain.cancel()
             self.live_pids.discard(process.pid)
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
+            await self._keep_artifacts(run_id, tracker)
         if outcome == "timeout":
             if tracker.body_started is None:
                 return result(
                     Outcome.ERROR,
                     error=f"browser did not start within the {scenario.timeout:g}s timeout",
                 )
-            failed = tracker.interrupted_step()
+            failed = tracker.interrupted_step() or tracker.failed_step
             return result(
                 Outcome.TIMEOUT,
                 failed_step=failed,
@@ -255,6 +296,21 @@ class WorkerRunner:
                         "processes survived SIGKILL",
                         extra={"run_id": run_id, "pids": [p.pid for p in survivors]},
                     )
+            # Browser processes that exited on their own after the worker re-parent to us
+            # as zombies; a zombie's environment (and so its tag) can no longer be read.
+            processes.reap_orphans(exclude=self.live_pids - {process.pid})
+
+    async def _keep_artifacts(self, run_id: str, tracker: _RunTracker) -> None:
+        """Once the worker is gone: drop its staging files, apply retention, list what exists."""
+        if self.artifacts is None:
+            return
+        # Shielded: a run cancelled at shutdown must still not leave unscrubbed files.
+        names, error = await asyncio.shield(
+            asyncio.to_thread(
+                self.artifacts.finish_run, run_id, tracker.artifacts, tracker.artifact_error
+            )
+        )
+        tracker.artifacts, tracker.artifact_error = list(names), error
 
     def _reported(self, tracker: _RunTracker, result: Any) -> RunResult:
         finished = tracker.finished
@@ -279,9 +335,10 @@ class WorkerRunner:
         built: RunResult = result(outcome, **fields)
         return built
 
-    def _environment(self, run_id: str) -> dict[str, str]:
+    def _environment(self, run_id: str, scratch: str) -> dict[str, str]:
         env = dict(os.environ)
         env[processes.RUN_TAG_ENV] = run_id
+        env["TMPDIR"] = scratch
         # The worker must import the same prober as the parent, even from a source tree.
         env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT, *filter(None, [env.get("PYTHONPATH")])])
         return env

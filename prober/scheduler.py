@@ -6,6 +6,8 @@
   not count towards its duration.
 - Start times are spread by a random offset so a restart does not launch all at once.
 - Nothing a run does (fail, hang, crash, raise) can stop its loop or another scenario's.
+- A failed run may be retried (`retries`, policy in prober/retries.py); every attempt is
+  a run of its own for the observer, inside the same lock and browser slot.
 - `stop()` stops scheduling, lets in-flight runs finish within a grace period, then
   cancels them (the runner kills their process trees on cancellation).
 """
@@ -15,10 +17,12 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from typing import Protocol
 
 from prober.config import Scenario
 from prober.result import Outcome, RunResult
+from prober.retries import should_retry
 from prober.runner import new_run_id
 
 log = logging.getLogger(__name__)
@@ -86,11 +90,14 @@ class Scheduler:
     def is_running(self, name: str) -> bool:
         return self._locks[name].locked()
 
-    async def run_now(self, name: str) -> RunResult | None:
-        """An extra run outside the schedule; ScenarioBusyError if one is in flight."""
+    async def run_now(self, name: str, run_id: str | None = None) -> RunResult | None:
+        """An extra run outside the schedule; ScenarioBusyError if one is in flight.
+
+        `run_id` lets a caller (the HTTP API) hand out the id before the run starts.
+        """
         if self._locks[name].locked():
             raise ScenarioBusyError(name)
-        return await self._run_once(self._scenarios[name])
+        return await self._run_once(self._scenarios[name], run_id)
 
     async def stop(self, grace: float) -> None:
         """Stop scheduling now; give in-flight runs `grace` seconds, then cancel them."""
@@ -121,42 +128,50 @@ class Scheduler:
             await self._run_once(scenario)
             await asyncio.sleep(scenario.interval)
 
-    async def _run_once(self, scenario: Scenario) -> RunResult | None:
-        task = asyncio.create_task(self._locked_run(scenario), name=f"run:{scenario.name}")
+    async def _run_once(self, scenario: Scenario, run_id: str | None = None) -> RunResult | None:
+        task = asyncio.create_task(self._locked_run(scenario, run_id), name=f"run:{scenario.name}")
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
         # Shielded: cancelling the caller (a stopping loop, an HTTP client that went away)
         # must not cancel the run; stop() decides when a run is cancelled.
         return await asyncio.shield(task)
 
-    async def _locked_run(self, scenario: Scenario) -> RunResult | None:
+    async def _locked_run(self, scenario: Scenario, run_id: str | None) -> RunResult | None:
+        """The run and its retries, all under the scenario's lock and one browser slot."""
         async with self._locks[scenario.name], self._slots:
-            if self._stopping:
-                return None
-            run_id = new_run_id()
-            self._notify(self._observer.run_started, scenario, run_id)
-            result: RunResult | None = None
-            try:
-                result = await self._run(scenario, run_id)
-            except asyncio.CancelledError:
-                log.warning(
-                    "run cancelled at shutdown",
-                    extra={"scenario": scenario.name, "run_id": run_id},
-                )
-                raise
-            except Exception as exc:  # a runner bug must not end the loop; report it as ours
-                log.exception("runner failed", extra={"scenario": scenario.name, "run_id": run_id})
-                result = RunResult(
-                    scenario=scenario.name,
-                    run_id=run_id,
-                    result=Outcome.ERROR,
-                    duration_seconds=0.0,
-                    started_at=time.time(),
-                    error=f"internal error: {type(exc).__name__}",
-                )
-            finally:
-                self._notify(self._observer.run_finished, scenario, run_id, result)
-            return result
+            first_started = time.monotonic()
+            attempt = 1
+            while not self._stopping:
+                result = await self._attempt(scenario, run_id or new_run_id(), attempt)
+                if not should_retry(scenario, result, time.monotonic() - first_started):
+                    return result
+                attempt, run_id = attempt + 1, None
+            return None
+
+    async def _attempt(self, scenario: Scenario, run_id: str, attempt: int) -> RunResult:
+        self._notify(self._observer.run_started, scenario, run_id)
+        try:
+            result = replace(await self._run(scenario, run_id), attempt=attempt)
+        except asyncio.CancelledError:
+            log.warning(
+                "run cancelled at shutdown",
+                extra={"scenario": scenario.name, "run_id": run_id},
+            )
+            self._notify(self._observer.run_finished, scenario, run_id, None)
+            raise
+        except Exception as exc:  # a runner bug must not end the loop; report it as ours
+            log.exception("runner failed", extra={"scenario": scenario.name, "run_id": run_id})
+            result = RunResult(
+                scenario=scenario.name,
+                run_id=run_id,
+                result=Outcome.ERROR,
+                duration_seconds=0.0,
+                started_at=time.time(),
+                error=f"internal error: {type(exc).__name__}",
+                attempt=attempt,
+            )
+        self._notify(self._observer.run_finished, scenario, run_id, result)
+        return result
 
     def _notify(self, method: Callable[..., None], *args: object) -> None:
         try:

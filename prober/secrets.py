@@ -16,12 +16,19 @@ MASK = "********"
 
 
 def _spellings(secret: str) -> set[str]:
+    as_json = json.dumps(secret, ensure_ascii=False)[1:-1]  # JSON.stringify's spelling
     return {
         secret,
         quote(secret, safe=""),
         quote(secret),
         quote_plus(secret),
+        # A browser's form encoding (WHATWG) and JavaScript's encodeURIComponent.
+        quote_plus(secret, safe="*").replace("~", "%7E"),
+        quote(secret, safe="!~*'()"),
         json.dumps(secret)[1:-1],
+        as_json,
+        # A Playwright trace logs `fill("<value>")` inside a JSON string: escaped twice.
+        json.dumps(as_json, ensure_ascii=False)[1:-1],
         html.escape(secret),
     }
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from prober import __version__, processes
+from prober import __version__, api, processes, statuspage
+from prober.artifacts import ArtifactRetention, ArtifactStore
 from prober.browser import (
     DEFAULT_ARGS,
     BrowserNotFoundError,
@@ -20,7 +21,9 @@ from prober.browser import (
     playwright_version,
 )
 from prober.config import Config, Scenario
+from prober.history import History, Retention
 from prober.metrics import ProberMetrics
+from prober.ratelimit import TriggerLimiter
 from prober.result import RunResult
 from prober.runner import WorkerRunner
 from prober.scheduler import Scheduler
@@ -33,10 +36,11 @@ ORPHAN_REAP_SECONDS = 5.0
 
 
 class RunRecorder:
-    """The scheduler's observer: metrics and one log line per run."""
+    """The scheduler's observer: metrics, history and one log line per run."""
 
-    def __init__(self, metrics: ProberMetrics) -> None:
+    def __init__(self, metrics: ProberMetrics, history: History) -> None:
         self.metrics = metrics
+        self.history = history
 
     def run_started(self, scenario: Scenario, run_id: str) -> None:
         self.metrics.run_started(scenario.name)
@@ -45,7 +49,9 @@ class RunRecorder:
         self.metrics.run_ended(scenario.name)
         if result is None:
             return
-        self.metrics.record(result, ended_at=time.time())
+        ended_at = time.time()
+        self.metrics.record(result, ended_at=ended_at)
+        self.history.record(result, ended_at=ended_at)
         log.log(
             logging.INFO if result.ok else logging.WARNING,
             "run finished",
@@ -57,6 +63,7 @@ class RunRecorder:
                 "failed_step": result.failed_step,
                 "reason": result.reason.value if result.reason else None,
                 "error": result.error,
+                "attempt": result.attempt,
             },
         )
 
@@ -67,6 +74,25 @@ def make_runner(settings: Settings, config: Config, browser: Path | None) -> Wor
         browser_args=[*DEFAULT_ARGS, *settings.browser_args],
         redact=Redactor(config.secrets),
         python_path=[str(config.path.resolve().parent)],
+        artifacts=ArtifactStore(
+            settings.data_dir / "artifacts",
+            ArtifactRetention(settings.artifact_max_age, settings.artifact_max_bytes),
+        )
+        if settings.data_dir
+        else None,
+        trace_on_success=settings.trace_on_success,
+    )
+
+
+def make_api(settings: Settings, config: Config, scheduler: Scheduler, history: History) -> api.Api:
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    return api.Api(
+        scheduler=scheduler,
+        history=history,
+        redact=Redactor([*config.secrets, *([token] if token else [])]),
+        token=token or None,
+        artifacts_dir=settings.data_dir / "artifacts" if settings.data_dir else None,
+        limiter=TriggerLimiter(settings.api_trigger_cooldown, settings.api_triggers_per_minute),
     )
 
 
@@ -92,15 +118,28 @@ async def serve(
         )
     registry = CollectorRegistry()
     metrics = ProberMetrics(
-        registry, settings.scenario_buckets, settings.step_buckets, settings.location
+        registry,
+        settings.scenario_buckets,
+        settings.step_buckets,
+        settings.location,
+        settings.page_timing_buckets,
     )
     metrics.set_build_info(
         __version__, playwright_version(), browser_version(browser) if browser else "unknown"
     )
     metrics.configure(config.scenarios)
+    metrics.set_history_degraded(False)
+    history = await History.open(
+        settings.data_dir,
+        Retention(settings.history_retention, settings.history_failure_retention),
+        on_degraded=lambda: metrics.set_history_degraded(True),
+    )
     runner = make_runner(settings, config, browser)
     scheduler = Scheduler(
-        runner.run, RunRecorder(metrics), settings.max_concurrency, settings.max_start_offset
+        runner.run,
+        RunRecorder(metrics, history),
+        settings.max_concurrency,
+        settings.max_start_offset,
     )
 
     def browser_state() -> str | None:
@@ -109,6 +148,8 @@ async def serve(
         return None if browser.exists() else f"{browser} disappeared"
 
     app = make_app(registry, Health(alive=scheduler.healthy, browser_problem=browser_state))
+    api.install(app, make_api(settings, config, scheduler, history))
+    statuspage.install(app)
     web_runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await web_runner.setup()
     host, port = parse_listen(settings.listen)
@@ -153,6 +194,7 @@ async def serve(
         with contextlib.suppress(asyncio.CancelledError):
             await reaper
         await web_runner.cleanup()
+        await history.close()
         processes.reap_orphans(exclude=runner.live_pids)
     log.info("stopped")
     return 0

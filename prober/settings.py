@@ -13,6 +13,8 @@ from prober.durations import Duration
 # Browser flows take tens of milliseconds per step up to a minute per run.
 DEFAULT_SCENARIO_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120)
 DEFAULT_STEP_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60)
+# One page's phases: a few ms (TTFB from a nearby server) to tens of seconds.
+DEFAULT_PAGE_TIMING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30)
 
 
 class Settings(BaseSettings):
@@ -23,7 +25,11 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(default=2, ge=1, le=64)
     browser_path: Path | None = None
     browser_args: Annotated[list[str], NoDecode] = []
+    # Unset: no failure artifacts are kept (and no trace is recorded).
     data_dir: Path | None = None
+    trace_on_success: bool = False
+    artifact_max_age: Duration = 7 * 24 * 3600.0
+    artifact_max_bytes: int = Field(default=1 << 30, ge=0)
     api_token: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -32,8 +38,17 @@ class Settings(BaseSettings):
     # Scenarios start at a random offset up to min(interval, this) so that a restart does
     # not launch every browser at once.
     max_start_offset: Duration = 30.0
+    # Run history in {data_dir}/history.sqlite3: failures (failure, timeout, error) are
+    # kept longer than successes so the last failure is still there when someone looks.
+    history_retention: Duration = 7 * 24 * 3600.0
+    history_failure_retention: Duration = 30 * 24 * 3600.0
+    # POST /api/scenarios/{name}/runs: at most one per scenario per cooldown, and at most
+    # this many per minute in total, so the API cannot turn prober into a load generator.
+    api_trigger_cooldown: Duration = 10.0
+    api_triggers_per_minute: int = Field(default=10, ge=1, le=600)
     scenario_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_SCENARIO_BUCKETS
     step_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_STEP_BUCKETS
+    page_timing_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_PAGE_TIMING_BUCKETS
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -46,7 +61,7 @@ class Settings(BaseSettings):
         """`PROBER_BROWSER_ARGS="--lang=de --window-size=1280,800"`, split like a shell would."""
         return shlex.split(value) if isinstance(value, str) else value
 
-    @field_validator("scenario_buckets", "step_buckets", mode="before")
+    @field_validator("scenario_buckets", "step_buckets", "page_timing_buckets", mode="before")
     @classmethod
     def _buckets(cls, value: Any) -> Any:
         """`0.1,0.5,1,5` in seconds; strictly increasing so the histogram is valid."""

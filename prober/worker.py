@@ -13,21 +13,30 @@ import os
 import sys
 import time
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Error as PlaywrightError
 
+from prober.capture import Capture
 from prober.config import Step
 from prober.failures import classify, describe
+from prober.processes import die_with_parent
 from prober.protocol import EventName, WorkerSpec, encode_event
 from prober.result import Outcome
 from prober.scenario.actions import perform
 from prober.scenario.api import ScriptFunction, StepTimer
 from prober.secrets import Redactor
+from prober.timings import PageTimingProbe
 
 # How long closing the browser may take after the result is out; the parent kills the
 # process tree if it takes longer, so this only keeps a clean exit the common case.
 CLOSE_SECONDS = 5.0
+# Kept free before the hard kill for reporting the result after artifacts (at most half
+# the margin): on a loaded machine, cancelling a stuck screenshot and writing the console
+# file took 0.3 s past their deadline.
+REPORT_RESERVE_SECONDS = 0.5
 
 
 class EventStream:
@@ -35,14 +44,17 @@ class EventStream:
 
     def __init__(self, fd: int, redact: Redactor) -> None:
         self._fd = fd
-        self._redact = redact
+        self.redact = redact
         self.failed_step: str | None = None
+        # The step running or, between steps, the one that just ran: it owns new pages.
+        self.latest_step: str | None = None
 
     def emit(self, event: EventName, **fields: Any) -> None:
         line = encode_event(event, **fields).decode()
-        os.write(self._fd, self._redact(line).encode())
+        os.write(self._fd, self.redact(line).encode())
 
     def step_started(self, name: str) -> None:
+        self.latest_step = name
         self.emit("step_started", step=name)
 
     def step_finished(self, name: str, duration: float, error: BaseException | None) -> None:
@@ -113,17 +125,30 @@ async def execute(spec: WorkerSpec, events: EventStream) -> None:
     except Exception as exc:
         events.run_finished(Outcome.ERROR, None, f"cannot load script: {describe(exc)}")
         return
+    capture = (
+        Capture(Path(spec.artifacts_dir), spec.run_id, events.redact, events.emit)
+        if spec.artifacts_dir
+        else None
+    )
+    timings = PageTimingProbe(lambda: events.latest_step, events.emit)
     async with AsyncExitStack() as stack:
         launch_started = time.monotonic()
         try:
             async with asyncio.timeout_at(spec.soft_deadline):
                 playwright = await stack.enter_async_context(async_playwright())
                 browser = await playwright.chromium.launch(
-                    executable_path=spec.browser_path, args=spec.browser_args, headless=True
+                    executable_path=spec.browser_path,
+                    args=spec.browser_args,
+                    headless=True,
+                    # Keeps the unscrubbed trace in the staging directory the parent cleans.
+                    traces_dir=capture.prepare() if capture else None,
                 )
                 stack.push_async_callback(_close, browser)
                 context = await browser.new_context()
                 page = await context.new_page()
+                await timings.install(context, page)
+                if capture:
+                    await capture.start(context, page)
         except TimeoutError:
             events.run_finished(Outcome.ERROR, None, "browser did not start before the deadline")
             return
@@ -139,10 +164,15 @@ async def execute(spec: WorkerSpec, events: EventStream) -> None:
         # a slow page into a `failure` where the scenario's budget says `timeout`.
         page.set_default_timeout(0)
         page.set_default_navigation_timeout(0)
-        await run_body(spec, events, body, page)
+        result, duration, error, reason = await run_body(spec, events, body, page)
+        await after_body(spec, result, context, page, timings, capture)
+        events.run_finished(result, duration, error, reason)
 
 
-async def run_body(spec: WorkerSpec, events: EventStream, body: ScriptFunction, page: Page) -> None:
+async def run_body(
+    spec: WorkerSpec, events: EventStream, body: ScriptFunction, page: Page
+) -> tuple[Outcome, float, str | None, str | None]:
+    """(result, duration, error, reason); the duration covers the steps and nothing after."""
     timer = StepTimer(events)
     started = time.monotonic()
     deadline = asyncio.timeout_at(spec.soft_deadline)
@@ -151,21 +181,44 @@ async def run_body(spec: WorkerSpec, events: EventStream, body: ScriptFunction, 
             await body(page, timer, dict(spec.params))
     except TimeoutError as exc:
         if deadline.expired():
-            events.run_finished(
-                Outcome.TIMEOUT, time.monotonic() - started, "run deadline reached", "timeout"
-            )
-        else:
-            _report_failure(events, exc, started)
-        return
+            return Outcome.TIMEOUT, time.monotonic() - started, "run deadline reached", "timeout"
+        return _failure(exc, started)
     except Exception as exc:
-        _report_failure(events, exc, started)
-        return
-    events.run_finished(Outcome.SUCCESS, time.monotonic() - started)
+        return _failure(exc, started)
+    return Outcome.SUCCESS, time.monotonic() - started, None, None
 
 
-def _report_failure(events: EventStream, exc: BaseException, started: float) -> None:
+def _failure(exc: BaseException, started: float) -> tuple[Outcome, float, str, str]:
     result, reason = classify(exc)
-    events.run_finished(result, time.monotonic() - started, describe(exc), reason.value)
+    return result, time.monotonic() - started, describe(exc), reason.value
+
+
+async def after_body(
+    spec: WorkerSpec,
+    result: Outcome,
+    context: BrowserContext,
+    page: Page,
+    timings: PageTimingProbe,
+    capture: Capture | None,
+) -> None:
+    """Page timings of the last page, then artifacts; all before the hard kill.
+
+    A timed-out run is already past its soft deadline: it only gets the screenshot and
+    trace, inside the margin before the parent's kill.
+    """
+    deadline = spec.soft_deadline
+    if spec.hard_deadline is not None:
+        margin = spec.hard_deadline - spec.soft_deadline
+        deadline = spec.hard_deadline - min(REPORT_RESERVE_SECONDS, margin / 2)
+    failed = result is not Outcome.SUCCESS
+    if capture and failed:
+        await capture.failed(page, deadline)
+    if result is not Outcome.TIMEOUT:
+        with contextlib.suppress(TimeoutError, PlaywrightError):
+            async with asyncio.timeout_at(deadline):
+                await timings.read_last(page)
+    if capture and (failed or spec.trace_on_success):
+        await capture.keep_trace(context, deadline)
 
 
 async def _close(browser: Browser) -> None:
@@ -175,6 +228,7 @@ async def _close(browser: Browser) -> None:
 
 
 def main() -> int:
+    die_with_parent()
     events_fd = os.dup(1)
     os.dup2(2, 1)
     spec = WorkerSpec.model_validate_json(sys.stdin.buffer.read())

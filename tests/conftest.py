@@ -1,6 +1,7 @@
 """Shared fixtures: a real target site on 127.0.0.1, the system Chromium, leftover checks."""
 
 import asyncio
+import contextlib
 import os
 import textwrap
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from prober import processes
 from prober.browser import DEFAULT_ARGS, find_browser
@@ -47,7 +49,7 @@ async def target() -> AsyncIterator[Target]:
     state = Target()
 
     @web.middleware
-    async def delay(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def delay(request: web.Request, handler: Handler) -> web.StreamResponse:
         seconds = state.delays.get(request.path)
         if seconds:
             await asyncio.sleep(seconds)
@@ -82,11 +84,22 @@ def target_env(target: Target, monkeypatch: pytest.MonkeyPatch) -> Target:
     return target
 
 
-SIGN_IN_STEPS = """
-    steps:
+def sign_in_scenario(
+    name: str = "sso-login", interval: str = "60s", timeout: str = "20s", extra: str = ""
+) -> str:
+    """The demo's sign-in flow as one entry of a `scenarios:` list (YAML at column 2).
+
+    `extra` adds fields to the scenario, e.g. `retries: 1`.
+    """
+    fields = "".join(f"    {line}\n" for line in extra.splitlines())
+    return f"""\
+  - name: {name}
+    interval: {interval}
+    timeout: {timeout}
+{fields}    steps:
       - name: app_page_loaded
         actions:
-          - goto: "${APP_URL}/"
+          - goto: "${{APP_URL}}/"
           - wait_for: "text=Sign in with IdP"
       - name: idp_page_loaded
         actions:
@@ -94,13 +107,13 @@ SIGN_IN_STEPS = """
           - wait_for: "input[name=login]"
       - name: credentials_accepted
         actions:
-          - fill: {selector: "input[name=login]", value: "${PROBE_USER}"}
-          - fill: {selector: "input[name=password]", value: "${PROBE_PASSWORD}"}
+          - fill: {{selector: "input[name=login]", value: "${{PROBE_USER}}"}}
+          - fill: {{selector: "input[name=password]", value: "${{PROBE_PASSWORD}}"}}
           - click: "button[type=submit]"
       - name: back_in_app
         actions:
           - wait_for_url: "**/projects"
-          - expect_text: {selector: "h2", text: "Choose a project"}
+          - expect_text: {{selector: "h2", text: "Choose a project"}}
 """
 
 
@@ -159,6 +172,13 @@ def no_leftover_processes() -> Iterator[None]:
             break
         time.sleep(0.1)
         leftovers = leftover_processes()
+    if leftovers:  # clean up so one leak does not fail every later test too
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if processes.RUN_TAG_ENV in child.environ():
+                    child.kill()
+        time.sleep(0.5)
+        processes.reap_orphans(exclude=set())
     assert not leftovers, f"processes left behind: {leftovers}"
 
 

@@ -1,0 +1,150 @@
+"""Failure artifacts on disk: the layout, and the parent's side (listing, clean-up, retention).
+
+Layout (a contract: the HTTP API serves `GET /api/runs/{id}/artifacts/{name}` from it):
+
+    {data_dir}/artifacts/{run_id}-{kind}.{ext}      e.g. 20261124T070512Z-3f9a1c2b-trace.zip
+    {data_dir}/artifacts/.staging/{run_id}/          the worker's scratch space for one run
+
+A file appears under its final name only by an atomic rename, after it was written in
+full and scrubbed of secrets; so anything with a final name is complete and safe to
+serve. The worker's scratch space holds unscrubbed data (the browser writes its trace
+there), so the parent deletes it as soon as the worker is gone, however the run ended.
+
+Artifacts are evidence, not the probe: a full or read-only disk is logged once, counted
+(`RunResult.artifact_error` feeds a metric) and otherwise ignored.
+"""
+
+import logging
+import re
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+STAGING = ".staging"
+# A staging directory this old belongs to a parent that died mid-run.
+STALE_STAGING_SECONDS = 3600.0
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def artifact_name(run_id: str, kind: str, ext: str) -> str:
+    return f"{run_id}-{kind}.{ext}"
+
+
+def staging_dir(directory: Path, run_id: str) -> Path:
+    return directory / STAGING / run_id
+
+
+@dataclass(frozen=True)
+class ArtifactRetention:
+    """Keep runs' artifacts at most `max_age` seconds and `max_bytes` in total."""
+
+    max_age: float
+    max_bytes: int
+
+
+class ArtifactStore:
+    """The parent's view of `{data_dir}/artifacts/`; one instance per process."""
+
+    def __init__(
+        self, directory: Path, retention: ArtifactRetention, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.directory = directory
+        self.retention = retention
+        self._clock = clock
+        self._failing = False
+
+    def finish_run(
+        self, run_id: str, reported: Iterable[str], error: str | None
+    ) -> tuple[tuple[str, ...], str | None]:
+        """After the worker is gone: (artifacts that exist, the run's artifact problem).
+
+        Blocking file-system work; call it in a thread.
+        """
+        try:
+            shutil.rmtree(staging_dir(self.directory, run_id))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            error = error or f"cannot remove the staging directory: {exc}"
+        try:
+            self.prune(keep=run_id)
+        except OSError as exc:
+            error = error or f"cannot prune artifacts: {exc}"
+        names = tuple(
+            name
+            for name in dict.fromkeys(reported)
+            if _belongs(name, run_id) and (self.directory / name).is_file()
+        )
+        self._note(run_id, error)
+        return names, error
+
+    def prune(self, keep: str | None = None) -> None:
+        """Delete whole runs, oldest first, past the age limit or over the size limit.
+
+        The run `keep` (the one that just finished) is never deleted, so its listing
+        stays true even when a single run is bigger than the size limit.
+        """
+        if not self.directory.is_dir():
+            return
+        runs: dict[str, list[tuple[Path, float, int]]] = defaultdict(list)
+        staging = self.directory / STAGING
+        for path in self.directory.iterdir():
+            if path == staging or not path.is_file():
+                continue
+            run_id = _run_of(path.name)
+            if run_id is None:
+                continue
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # deleted meanwhile (another prober on this volume)
+                continue
+            runs[run_id].append((path, stat.st_mtime, stat.st_size))
+        now = self._clock()
+        oldest_first = sorted(runs.items(), key=lambda item: max(m for _, m, _ in item[1]))
+        total = sum(size for files in runs.values() for _, _, size in files)
+        for run_id, files in oldest_first:
+            too_old = now - max(m for _, m, _ in files) > self.retention.max_age
+            if run_id == keep or not (too_old or total > self.retention.max_bytes):
+                continue
+            for path, _, size in files:
+                path.unlink(missing_ok=True)
+                total -= size
+        self._prune_staging(staging, now)
+
+    def _prune_staging(self, staging: Path, now: float) -> None:
+        if not staging.is_dir():
+            return
+        for path in staging.iterdir():
+            try:
+                stale = now - path.stat().st_mtime > STALE_STAGING_SECONDS
+            except FileNotFoundError:
+                continue
+            if stale:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _note(self, run_id: str, error: str | None) -> None:
+        """Log when artifacts start failing and when they recover, not on every run."""
+        if error and not self._failing:
+            log.warning(
+                "cannot keep failure artifacts; probing continues without them",
+                extra={"run_id": run_id, "directory": str(self.directory), "error": error},
+            )
+        elif not error and self._failing:
+            log.info("failure artifacts can be kept again", extra={"run_id": run_id})
+        self._failing = bool(error)
+
+
+def _run_of(name: str) -> str | None:
+    """`{run_id}-{kind}.{ext}` -> run_id (kinds have no dashes)."""
+    stem, dash, rest = name.rpartition("-")
+    return stem if dash and stem and "." in rest else None
+
+
+def _belongs(name: str, run_id: str) -> bool:
+    """A name the worker may report: one of this run's, and a plain file name."""
+    return bool(_NAME.fullmatch(name)) and _run_of(name) == run_id

@@ -1,0 +1,187 @@
+"""Worker side of failure artifacts: what the page looked like and did when a run failed.
+
+- a screenshot (PNG) at the moment of failure, password fields masked;
+- a Playwright trace (zip, `playwright show-trace`), recorded for every run because
+  nobody knows in advance which run will fail, kept on failure (or always, if asked);
+- the browser's console errors and uncaught page errors (JSON).
+
+Secrets: the trace records `fill` values, form fields, request bodies and DOM snapshots
+with input values, so every file inside it is scrubbed (see `scrub_trace`) before the
+zip gets its final name. The trace records DOM snapshots but no screencast: snapshots
+are text we can scrub, screencast frames are pixels showing whatever was typed in
+plain text fields. Console text is redacted entry by entry.
+
+Every write goes to the run's staging directory and is renamed into place when
+complete; the parent removes the staging directory afterwards (see prober.artifacts).
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import re
+import zipfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import BrowserContext, ConsoleMessage, Page
+from playwright.async_api import Error as PlaywrightError
+
+from prober.artifacts import artifact_name, staging_dir
+from prober.failures import describe
+from prober.secrets import Redactor
+
+MAX_CONSOLE_ENTRIES = 200
+MAX_CONSOLE_TEXT = 4000
+MASKED = "input[type=password]"
+_RAW_TRACE = "raw-trace.zip"
+_RESOURCE = re.compile(r"resources/([0-9a-f]{40})(\.\w+)?")
+
+
+class Capture:
+    """Collects console errors during the run and writes artifacts when it ends."""
+
+    def __init__(
+        self, directory: Path, run_id: str, redact: Redactor, emit: Callable[..., None]
+    ) -> None:
+        self._directory = directory
+        self._staging = staging_dir(directory, run_id)
+        self._run_id = run_id
+        self._redact = redact
+        self._emit = emit
+        self._console: list[dict[str, Any]] = []
+        self._dropped = 0
+        self._tracing = False
+        self._broken = False
+
+    def prepare(self) -> Path | None:
+        """Create the staging directory, which is also where the browser writes its trace."""
+        try:
+            self._staging.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            self._fail(exc)
+            return None
+        return self._staging
+
+    async def start(self, context: BrowserContext, page: Page) -> None:
+        page.on("console", self._on_console)
+        page.on("pageerror", self._on_page_error)
+        if self._broken:
+            return
+        try:
+            await context.tracing.start(snapshots=True, screenshots=False, sources=False)
+            self._tracing = True
+        except PlaywrightError as exc:
+            self._fail(exc)
+
+    async def failed(self, page: Page, deadline: float) -> None:
+        """Screenshot first (the most telling, and cheap), then the console."""
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(TimeoutError, PlaywrightError):
+            async with asyncio.timeout_at(deadline):
+                remaining_ms = max(1.0, (deadline - loop.time()) * 1000)
+                png = await page.screenshot(
+                    type="png", mask=[page.locator(MASKED)], timeout=remaining_ms
+                )
+                self._store("screenshot", "png", png)
+        entries = [*self._console]
+        if self._dropped:
+            entries.append({"type": "prober", "text": f"{self._dropped} more entries dropped"})
+        text = json.dumps(entries, ensure_ascii=False, indent=1).encode()
+        self._store("console", "json", self._redact.bytes(text))
+
+    async def keep_trace(self, context: BrowserContext, deadline: float) -> None:
+        """Stop the trace, scrub it, and store it; skipped once past the deadline."""
+        if not self._tracing or self._broken:
+            return
+        raw = self._staging / _RAW_TRACE
+        scrubbed = self._staging / artifact_name(self._run_id, "trace", "zip")
+        try:
+            async with asyncio.timeout_at(deadline):
+                await context.tracing.stop(path=raw)
+                # A thread keeps the deadline enforceable while a big trace is scrubbed.
+                await asyncio.to_thread(scrub_trace, raw, scrubbed, self._redact)
+            self._publish(scrubbed)
+        except (TimeoutError, PlaywrightError):
+            return
+        except OSError as exc:
+            self._fail(exc)
+        finally:
+            with contextlib.suppress(OSError):
+                raw.unlink(missing_ok=True)
+
+    def _store(self, kind: str, ext: str, data: bytes) -> None:
+        if self._broken:
+            return
+        path = self._staging / artifact_name(self._run_id, kind, ext)
+        try:
+            with path.open("wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            self._publish(path)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _publish(self, path: Path) -> None:
+        """Give a complete file its final name, then tell the parent about it."""
+        os.replace(path, self._directory / path.name)
+        self._emit("artifact", name=path.name)
+
+    def _fail(self, exc: BaseException) -> None:
+        """Report the first problem of the run; further attempts would only fail the same way."""
+        if not self._broken:
+            self._broken = True
+            self._emit("artifact_error", error=describe(exc))
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            location = message.location
+            self._add("console.error", message.text, location.get("url"))
+
+    def _on_page_error(self, error: PlaywrightError) -> None:
+        self._add("pageerror", error.stack or error.message, None)
+
+    def _add(self, kind: str, text: str, url: str | None) -> None:
+        if len(self._console) >= MAX_CONSOLE_ENTRIES:
+            self._dropped += 1
+            return
+        entry = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "type": kind,
+            "text": self._redact(text[:MAX_CONSOLE_TEXT]),
+        }
+        if url:
+            entry["url"] = self._redact(url)
+        self._console.append(entry)
+
+
+def scrub_trace(source: Path, target: Path, redact: Redactor) -> None:
+    """Rewrite a trace zip with every secret spelling masked in every member.
+
+    Resources (request and response bodies) are named by the SHA-1 of their content;
+    a changed body gets the hash of its scrubbed content and references are updated,
+    because the hash of `login=user&password=...` would let anyone test guesses.
+    """
+    members: list[tuple[str, bytes]] = []
+    renamed: dict[bytes, bytes] = {}
+    with zipfile.ZipFile(source) as archive:
+        for info in archive.infolist():
+            raw = archive.read(info)
+            data = redact.bytes(raw)
+            members.append((info.filename, data))
+            match = _RESOURCE.fullmatch(info.filename)
+            if match and data != raw:
+                new_hash = hashlib.sha1(data, usedforsecurity=False).hexdigest()
+                renamed[match[1].encode()] = new_hash.encode()
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, data in members:
+            for old, new in renamed.items():
+                name = name.replace(old.decode(), new.decode())
+                data = data.replace(old, new)
+            out.writestr(name, data)
+    with target.open("rb") as file:
+        os.fsync(file.fileno())

@@ -1,0 +1,335 @@
+"""Run history: every run in SQLite under the data directory; failures are kept longer.
+
+SQLite because it is one file in the data directory, needs no server, survives restarts
+and answers "the last 50 failures of X" from an index. All database work happens on one
+dedicated thread: a slow disk never stalls the event loop, writes stay in order, and the
+connection is only ever touched by the thread that opened it.
+
+History is a debugging aid; probing is the product. So when the database cannot be
+opened or an operation on it fails (a corrupt file, a full or read-only disk), history
+switches to memory for the rest of the process's life, says so once in the log and in
+`prober_history_degraded`, and probing goes on. The broken file is left where it is for
+the operator to inspect; removing it lets the next start create a fresh one.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from prober.result import Outcome, Reason, RunResult, StepResult
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "history.sqlite3"
+PRUNE_EVERY_SECONDS = 600.0
+# In memory (no data dir, or degraded) the age limits alone could hold a lot of runs of a
+# scenario with a short interval; past this many, the oldest successes go first.
+MEMORY_MAX_RUNS = 10_000
+_SCHEMA_VERSION = 1
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A finished run as history keeps it: the RunResult plus when it ended."""
+
+    result: RunResult
+    ended_at: float
+
+    @property
+    def run_id(self) -> str:
+        return self.result.run_id
+
+    @property
+    def scenario(self) -> str:
+        return self.result.scenario
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long runs are kept, in seconds: failures longer, so the last one stays visible."""
+
+    success_seconds: float
+    failure_seconds: float
+
+
+class _Store(Protocol):
+    def add(self, record: RunRecord) -> None: ...
+    def get(self, run_id: str) -> RunRecord | None: ...
+    def query(
+        self, scenario: str | None, results: Collection[Outcome] | None, limit: int
+    ) -> list[RunRecord]: ...
+    def prune(self, success_before: float, failure_before: float) -> int: ...
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """Runs in a list, oldest first; used without a data dir and when SQLite fails."""
+
+    def __init__(self, max_runs: int = MEMORY_MAX_RUNS) -> None:
+        self._runs: list[RunRecord] = []
+        self._max_runs = max_runs
+
+    def add(self, record: RunRecord) -> None:
+        self._runs.append(record)
+        if len(self._runs) > self._max_runs:
+            oldest_success = next((i for i, r in enumerate(self._runs) if r.ok), 0)
+            del self._runs[oldest_success]
+
+    def get(self, run_id: str) -> RunRecord | None:
+        return next((r for r in self._runs if r.run_id == run_id), None)
+
+    def query(
+        self, scenario: str | None, results: Collection[Outcome] | None, limit: int
+    ) -> list[RunRecord]:
+        found = []
+        for record in reversed(self._runs):
+            if (scenario is None or record.scenario == scenario) and (
+                results is None or record.result.result in results
+            ):
+                found.append(record)
+                if len(found) == limit:
+                    break
+        return found
+
+    def prune(self, success_before: float, failure_before: float) -> int:
+        before = len(self._runs)
+        self._runs = [
+            r for r in self._runs if r.ended_at >= (success_before if r.ok else failure_before)
+        ]
+        return before - len(self._runs)
+
+    def close(self) -> None:
+        self._runs.clear()
+
+
+class SqliteStore:
+    """One table of runs; filterable fields are columns, steps and artifacts are JSON."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)  # autocommit: one txn per run
+        try:
+            # WAL + NORMAL: a write is an append, durable across a process crash (not
+            # necessarily a power cut, which for a history of probe runs is fine).
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > _SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"schema version {version} is newer than this prober understands"
+                )
+            self._db.executescript(
+                """
+                CREATE TABLE IF NOT EXISTS runs (
+                    run_id TEXT PRIMARY KEY,
+                    scenario TEXT NOT NULL,
+                    result TEXT NOT NULL,
+                    started_at REAL NOT NULL,
+                    ended_at REAL NOT NULL,
+                    duration_seconds REAL NOT NULL,
+                    failed_step TEXT,
+                    reason TEXT,
+                    error TEXT,
+                    browser_launch_seconds REAL,
+                    attempt INTEGER NOT NULL,
+                    steps TEXT NOT NULL,
+                    artifacts TEXT NOT NULL
+                );
+                CREATE INDEX IF NOT EXISTS runs_by_scenario ON runs (scenario, ended_at);
+                CREATE INDEX IF NOT EXISTS runs_by_end ON runs (ended_at);
+                PRAGMA user_version = 1;
+                """
+            )
+        except BaseException:
+            self._db.close()
+            raise
+
+    def add(self, record: RunRecord) -> None:
+        r = record.result
+        self._db.execute(
+            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                r.run_id,
+                r.scenario,
+                r.result.value,
+                r.started_at,
+                record.ended_at,
+                r.duration_seconds,
+                r.failed_step,
+                r.reason.value if r.reason else None,
+                r.error,
+                r.browser_launch_seconds,
+                r.attempt,
+                json.dumps([asdict(step) for step in r.steps]),
+                json.dumps(list(r.artifacts)),
+            ),
+        )
+
+    def get(self, run_id: str) -> RunRecord | None:
+        row = self._db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return _from_row(row) if row else None
+
+    def query(
+        self, scenario: str | None, results: Collection[Outcome] | None, limit: int
+    ) -> list[RunRecord]:
+        where, args = [], []
+        if scenario is not None:
+            where.append("scenario = ?")
+            args.append(scenario)
+        if results is not None:
+            where.append(f"result IN ({', '.join('?' * len(results))})")
+            args.extend(outcome.value for outcome in results)
+        sql = "SELECT * FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY ended_at DESC LIMIT ?"
+        rows = self._db.execute(sql, [*args, limit]).fetchall()
+        return [_from_row(row) for row in rows]
+
+    def prune(self, success_before: float, failure_before: float) -> int:
+        cursor = self._db.execute(
+            "DELETE FROM runs WHERE (result = 'success' AND ended_at < ?)"
+            " OR (result != 'success' AND ended_at < ?)",
+            (success_before, failure_before),
+        )
+        return cursor.rowcount
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _from_row(row: tuple[Any, ...]) -> RunRecord:
+    (run_id, scenario, result, started, ended, duration, failed, reason, error, launch,
+     attempt, steps, artifacts) = row  # fmt: skip
+    return RunRecord(
+        RunResult(
+            scenario=scenario,
+            run_id=run_id,
+            result=Outcome(result),
+            duration_seconds=duration,
+            started_at=started,
+            steps=tuple(StepResult(**step) for step in json.loads(steps)),
+            failed_step=failed,
+            reason=Reason(reason) if reason else None,
+            error=error,
+            browser_launch_seconds=launch,
+            artifacts=tuple(json.loads(artifacts)),
+            attempt=attempt,
+        ),
+        ended_at=ended,
+    )
+
+
+class History:
+    """The store behind a single worker thread, falling back to memory if SQLite fails."""
+
+    def __init__(
+        self,
+        store: _Store,
+        retention: Retention,
+        on_degraded: Callable[[], None],
+        executor: ThreadPoolExecutor,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._retention = retention
+        self._on_degraded = on_degraded
+        self._executor = executor
+        self._clock = clock
+        self._last_prune = float("-inf")
+        self.degraded = False
+
+    @classmethod
+    async def open(
+        cls,
+        data_dir: Path | None,
+        retention: Retention,
+        on_degraded: Callable[[], None],
+        clock: Callable[[], float] = time.time,
+    ) -> "History":
+        """SQLite in `data_dir`, memory without one; a database that fails to open degrades."""
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history")
+        loop = asyncio.get_running_loop()
+        history = cls(MemoryStore(), retention, on_degraded, executor, clock)
+        if data_dir is None:
+            log.info("no data directory (PROBER_DATA_DIR): run history is kept in memory only")
+            return history
+        path = data_dir / DB_NAME
+        try:
+            history._store = await loop.run_in_executor(executor, SqliteStore, path)
+        except (sqlite3.Error, OSError) as exc:
+            history._degrade(f"cannot open {path}: {exc}")
+        return history
+
+    def record(self, result: RunResult, ended_at: float) -> None:
+        """Queue the write and return at once; reads queued later see it (one thread)."""
+        self._executor.submit(self._add, RunRecord(result, ended_at))
+
+    async def get(self, run_id: str) -> RunRecord | None:
+        return await self._call(lambda store: store.get(run_id))
+
+    async def runs(
+        self,
+        scenario: str | None = None,
+        results: Collection[Outcome] | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Newest first."""
+        return await self._call(lambda store: store.query(scenario, results, limit))
+
+    async def close(self) -> None:
+        """Wait for queued writes, then close the database."""
+        await self._call(lambda store: store.close())
+        self._executor.shutdown(wait=False)
+
+    async def _call(self, operation: Callable[[_Store], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._guarded, operation)
+
+    def _add(self, record: RunRecord) -> None:
+        try:
+            self._guarded(lambda store: store.add(record))
+            now = self._clock()
+            if now - self._last_prune >= PRUNE_EVERY_SECONDS:
+                self._last_prune = now
+                self._guarded(
+                    lambda store: store.prune(
+                        now - self._retention.success_seconds,
+                        now - self._retention.failure_seconds,
+                    )
+                )
+        except Exception:  # nobody awaits a write: say so here, or it vanishes
+            log.exception("cannot record run in history", extra={"run_id": record.run_id})
+
+    def _guarded(self, operation: Callable[[_Store], T]) -> T:
+        """Run on the history thread; on a database error, degrade and run it in memory."""
+        try:
+            return operation(self._store)
+        except sqlite3.Error as exc:
+            self._degrade(f"database error: {exc}")
+            return operation(self._store)
+
+    def _degrade(self, why: str) -> None:
+        if isinstance(self._store, SqliteStore):
+            with contextlib.suppress(sqlite3.Error):
+                self._store.close()
+        self._store = MemoryStore()
+        self.degraded = True
+        log.error(
+            "run history degraded to memory: runs are no longer kept across restarts",
+            extra={"why": why},
+        )
+        self._on_degraded()

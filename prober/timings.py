@@ -1,0 +1,189 @@
+"""Page timings: Navigation Timing, paints, LCP and CLS of every document a run loads.
+
+The step duration says *that* a step got slow; these say *where*: the server (TTFB),
+the HTML and scripts (DOMContentLoaded, load) or rendering (first/largest contentful
+paint), plus how much the layout jumped (CLS).
+
+How a document's numbers reach us: an init script in every document observes LCP and
+layout shifts and, when the document is left (`beforeunload`, which fires before the
+next navigation starts; `pagehide` is not delivered once the document is going away),
+sends its figures through a CDP binding. The last document of a run is read by the
+worker at the end of the run, outside every step's timing.
+
+A document belongs to the step in which the navigation to it started: the step whose
+`goto` or submit click left the previous document (its `beforeunload` report arrives
+while that action runs), else, for a first navigation, the step running when the
+document was created. Blaming the step running at creation would depend on whether
+the new document commits before or after the submit click returns: a race.
+
+Only the page the scenario is handed is measured, not popups it opens.
+"""
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from playwright.async_api import BrowserContext, Page
+
+from prober.result import PageTiming
+
+PHASES = (
+    "ttfb",
+    "dom_content_loaded",
+    "load",
+    "first_contentful_paint",
+    "largest_contentful_paint",
+)
+BINDING = "__proberPageTiming"
+# How long the end-of-run read waits for a first paint that has not happened yet.
+FINAL_PAINT_WAIT_MS = 1000
+# Figures beyond this are nonsense (a clock jump, a tab left open), not a slow page.
+MAX_PLAUSIBLE_SECONDS = 3600.0
+
+# Times are milliseconds since the navigation started (Navigation Timing's origin), so
+# TTFB includes redirects and connection set-up, as a user waits through them. CLS is
+# the largest session window (gaps < 1 s, windows < 5 s), as Core Web Vitals define it.
+INIT_SCRIPT = """
+(() => {
+  const send = window.BINDING;
+  if (window !== window.top || !send || window.__proberCollect) return;
+  if (!/^https?:$/.test(location.protocol)) return;
+  const id = Math.random().toString(36).slice(2) + performance.timeOrigin;
+  const state = { lcp: null, cls: 0, session: 0, first: 0, last: 0, reported: false };
+  const observe = (type, onEntry) => {
+    try {
+      new PerformanceObserver((list) => list.getEntries().forEach(onEntry))
+        .observe({ type, buffered: true });
+    } catch (e) { /* not supported by this browser */ }
+  };
+  observe("largest-contentful-paint", (e) => { state.lcp = e.startTime; });
+  observe("layout-shift", (e) => {
+    if (e.hadRecentInput) return;
+    if (state.session && (e.startTime - state.last > 1000 || e.startTime - state.first > 5000)) {
+      state.session = 0;
+    }
+    if (!state.session) state.first = e.startTime;
+    state.session += e.value;
+    state.last = e.startTime;
+    state.cls = Math.max(state.cls, state.session);
+  });
+  const collect = () => {
+    if (state.reported) return null;
+    state.reported = true;
+    const nav = performance.getEntriesByType("navigation")[0];
+    const fcp = performance.getEntriesByName("first-contentful-paint")[0];
+    return JSON.stringify({
+      id,
+      ttfb: nav ? nav.responseStart : null,
+      dom_content_loaded: nav ? nav.domContentLoadedEventEnd : null,
+      load: nav ? nav.loadEventEnd : null,
+      first_contentful_paint: fcp ? fcp.startTime : null,
+      largest_contentful_paint: state.lcp,
+      cumulative_layout_shift: state.cls,
+    });
+  };
+  window.__proberCollect = async (waitMs) => {
+    if (!performance.getEntriesByName("first-contentful-paint").length) {
+      await new Promise((resolve) => {
+        setTimeout(resolve, waitMs);
+        observe("paint", (e) => { if (e.name === "first-contentful-paint") resolve(); });
+      });
+    }
+    return collect();
+  };
+  send(JSON.stringify({ id }));
+  for (const event of ["beforeunload", "pagehide"]) {
+    window.addEventListener(event, () => { const data = collect(); if (data) send(data); });
+  }
+})();
+""".replace("BINDING", BINDING)
+
+_FINAL_READ = "(ms) => window.__proberCollect ? window.__proberCollect(ms) : null"
+
+
+class PageTimingProbe:
+    """Worker side: installs the init script and binding, turns reports into events."""
+
+    def __init__(self, current_step: Callable[[], str | None], emit: Callable[..., None]) -> None:
+        self._current_step = current_step
+        self._emit = emit
+        self._document_steps: dict[str, str | None] = {}
+        # Set when a document is left: the step that started the next navigation.
+        self._navigating_step: str | None = None
+
+    async def install(self, context: BrowserContext, page: Page) -> None:
+        """Before the first navigation: documents created earlier are not measured."""
+        await context.add_init_script(script=INIT_SCRIPT)
+        cdp = await context.new_cdp_session(page)
+        cdp.on("Runtime.bindingCalled", self._called)
+        # bindingCalled is only delivered to a session with the Runtime domain enabled.
+        await cdp.send("Runtime.enable")
+        await cdp.send("Runtime.addBinding", {"name": BINDING})
+
+    async def read_last(self, page: Page) -> None:
+        """Report the document still open at the end of the run (its unload never comes)."""
+        self._report(await page.evaluate(_FINAL_READ, FINAL_PAINT_WAIT_MS))
+
+    def _called(self, event: dict[str, Any]) -> None:
+        if event.get("name") == BINDING:
+            self._report(event.get("payload"), leaving=True)
+
+    def _report(self, payload: Any, leaving: bool = False) -> None:
+        try:
+            data = json.loads(payload) if isinstance(payload, str) else None
+        except ValueError:
+            return
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            return
+        if set(data) == {"id"}:  # the document has just been created
+            self._document_steps[data["id"]] = self._navigating_step or self._current_step()
+            self._navigating_step = None
+            return
+        if leaving:
+            self._navigating_step = self._current_step()
+        step = self._document_steps.get(data["id"])
+        if step is None:
+            return
+        timing = _parse(data, step, scale=1000.0)
+        if timing is not None:
+            self._emit(
+                "page_timing",
+                step=step,
+                **timing.phases,
+                cumulative_layout_shift=timing.cumulative_layout_shift,
+            )
+
+
+def from_event(event: dict[str, Any]) -> PageTiming | None:
+    """The parent's reading of a `page_timing` event (seconds); None if unusable."""
+    step = event.get("step")
+    return _parse(event, step, scale=1.0) if isinstance(step, str) else None
+
+
+def _parse(data: dict[str, Any], step: str, scale: float) -> PageTiming | None:
+    """Phases not reached (0 or missing) are left out, and so is anything implausible."""
+    phases = {
+        phase: seconds
+        for phase in PHASES
+        if (seconds := _seconds(data.get(phase), scale)) is not None
+    }
+    cls = _number(data.get("cumulative_layout_shift"))
+    if not phases and cls is None:
+        return None
+    return PageTiming(step=step, phases=phases, cumulative_layout_shift=cls)
+
+
+def _seconds(value: Any, scale: float) -> float | None:
+    number = _number(value)
+    if not number:
+        return None
+    seconds = number / scale
+    return seconds if seconds <= MAX_PLAUSIBLE_SECONDS else None
+
+
+def _number(value: Any) -> float | None:
+    """A finite, non-negative number (JSON from a page may hold anything)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None

@@ -1,0 +1,145 @@
+"""Run history: survives restarts, degrades to memory on a broken database, retention."""
+
+import logging
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from prober.history import DB_NAME, History, MemoryStore, Retention, RunRecord, SqliteStore
+from prober.result import Outcome, Reason, RunResult, StepResult
+
+DAY = 86400.0
+RETENTION = Retention(success_seconds=7 * DAY, failure_seconds=30 * DAY)
+NOW = time.time()
+
+
+def result(run_id: str, outcome: Outcome = Outcome.SUCCESS, scenario: str = "login") -> RunResult:
+    failed = outcome is not Outcome.SUCCESS
+    return RunResult(
+        scenario=scenario,
+        run_id=run_id,
+        result=outcome,
+        duration_seconds=1.5,
+        started_at=1000.0,
+        steps=(StepResult("home", 0.5, True), StepResult("login", 1.0, not failed)),
+        failed_step="login" if failed else None,
+        reason=Reason.SELECTOR if failed else None,
+        error="no button" if failed else None,
+        browser_launch_seconds=0.3,
+        artifacts=(f"{run_id}-screenshot.png",) if failed else (),
+        attempt=2 if failed else 1,
+    )
+
+
+class Degraded:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+
+
+async def test_history_survives_a_restart(tmp_path: Path) -> None:
+    history = await History.open(tmp_path, RETENTION, Degraded())
+    history.record(result("r1"), ended_at=NOW)
+    history.record(result("r2", Outcome.FAILURE), ended_at=NOW + 1)
+    await history.close()
+
+    reopened = await History.open(tmp_path, RETENTION, Degraded())
+    try:
+        assert not reopened.degraded
+        assert [r.run_id for r in await reopened.runs()] == ["r2", "r1"]
+        # Every field comes back as it went in.
+        assert await reopened.get("r2") == RunRecord(result("r2", Outcome.FAILURE), NOW + 1)
+        assert [r.run_id for r in await reopened.runs(results=[Outcome.FAILURE])] == ["r2"]
+        assert await reopened.runs(scenario="other") == []
+        assert await reopened.get("missing") is None
+    finally:
+        await reopened.close()
+
+
+async def test_corrupt_database_degrades_to_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / DB_NAME).write_bytes(b"this is not a database, it is a text file\n" * 200)
+    degraded = Degraded()
+    history = await History.open(tmp_path, RETENTION, degraded)
+    try:
+        assert history.degraded and degraded.calls == 1
+        assert "run history degraded to memory" in caplog.text
+        history.record(result("r1"), ended_at=NOW)
+        assert [r.run_id for r in await history.runs()] == ["r1"]
+    finally:
+        await history.close()
+    # Left for the operator to inspect, not overwritten.
+    assert (tmp_path / DB_NAME).read_bytes().startswith(b"this is not a database")
+
+
+async def test_unusable_data_dir_degrades(tmp_path: Path) -> None:
+    """A data dir that cannot be created (here: a file is in the way; root ignores modes)."""
+    (tmp_path / "data").write_text("")
+    history = await History.open(tmp_path / "data", RETENTION, Degraded())
+    assert history.degraded
+    await history.close()
+
+
+async def test_read_only_database_file_degrades_on_write(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database that opens but cannot be written (read-only mount) degrades at the write."""
+    history = await History.open(tmp_path, RETENTION, Degraded())
+    await history.close()
+    degraded = Degraded()
+    history = await History.open(tmp_path, RETENTION, degraded)
+
+    def read_only(store: SqliteStore) -> None:
+        """What a read-only volume gives; swapped on the history thread that owns it."""
+        store._db.close()
+        store._db = sqlite3.connect(f"file:{tmp_path / DB_NAME}?mode=ro", uri=True)
+
+    await history._call(read_only)  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR):
+        history.record(result("r1"), ended_at=NOW)
+        assert [r.run_id for r in await history.runs()] == ["r1"]
+    assert history.degraded and degraded.calls == 1
+    await history.close()
+
+
+async def test_without_data_dir_history_is_in_memory_and_not_degraded() -> None:
+    degraded = Degraded()
+    history = await History.open(None, RETENTION, degraded)
+    history.record(result("r1"), ended_at=NOW)
+    assert [r.run_id for r in await history.runs()] == ["r1"]
+    assert not history.degraded and degraded.calls == 0
+    await history.close()
+
+
+@pytest.mark.parametrize("data_dir", [True, False], ids=["sqlite", "memory"])
+async def test_retention_keeps_failures_longer(tmp_path: Path, data_dir: bool) -> None:
+    now = [100 * DAY]
+    history = await History.open(
+        tmp_path if data_dir else None, RETENTION, Degraded(), clock=lambda: now[0]
+    )
+    try:
+        history.record(result("old-success"), ended_at=now[0] - 8 * DAY)
+        history.record(result("old-failure", Outcome.FAILURE), ended_at=now[0] - 8 * DAY)
+        history.record(result("ancient-timeout", Outcome.TIMEOUT), ended_at=now[0] - 31 * DAY)
+        history.record(result("new-success"), ended_at=now[0] - DAY)
+        await history.runs()  # the writes above are done (one thread, in order)
+        now[0] += 3600  # pruning runs at most every 10 minutes; this write triggers it
+        history.record(result("newest"), ended_at=now[0])
+        kept = {r.run_id for r in await history.runs()}
+        assert kept == {"old-failure", "new-success", "newest"}
+    finally:
+        await history.close()
+
+
+def test_memory_store_drops_oldest_successes_first_when_full() -> None:
+    store = MemoryStore(max_runs=3)
+    store.add(RunRecord(result("s1"), 1.0))
+    store.add(RunRecord(result("f1", Outcome.FAILURE), 2.0))
+    store.add(RunRecord(result("s2"), 3.0))
+    store.add(RunRecord(result("s3"), 4.0))
+    assert [r.run_id for r in store.query(None, None, 10)] == ["s3", "s2", "f1"]

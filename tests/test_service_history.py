@@ -1,0 +1,121 @@
+"""End to end through `prober serve`'s wiring: real Chromium, real target, real HTTP."""
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from prober.config import Config
+from prober.history import DB_NAME
+from prober.service import serve
+from prober.settings import Settings
+from tests.apicheck import ApiClient
+from tests.conftest import PASSWORD, sign_in_scenario
+
+TOKEN = "e2e-token-7c1d"
+CONFIG = "scenarios:\n" + sign_in_scenario("sign-in", interval="1h", timeout="30s")
+STEPS = ["app_page_loaded", "idp_page_loaded", "credentials_accepted", "back_in_app"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def serving(config: Config, data_dir: Path, **settings: Any) -> AsyncIterator[ApiClient]:
+    """`prober serve` in this process; stopped with SIGTERM like a pod."""
+    url: list[str] = []
+    started = asyncio.Event()
+
+    async def on_started(address: str) -> None:
+        url.append(address)
+        started.set()
+
+    options = {
+        "listen": f"127.0.0.1:{free_port()}",
+        "data_dir": data_dir,
+        "api_token": TOKEN,
+        "grace_period": "10s",
+        **settings,
+    }
+    task = asyncio.create_task(serve(Settings(**options), config, on_started=on_started))
+    await asyncio.wait_for(started.wait(), 30)
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield ApiClient(session, url[0])
+    finally:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert await asyncio.wait_for(task, 60) == 0
+
+
+async def wait_for_runs(client: ApiClient, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs: list[dict[str, Any]] = (await client.get("/api/runs")).json["runs"]
+        if len(runs) >= count:
+            return runs
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"fewer than {count} runs in /api/runs after 60s")
+
+
+async def metric(client: ApiClient, line_start: str) -> str:
+    text = (await client.get("/metrics")).body.decode()
+    return next(line for line in text.splitlines() if line.startswith(line_start))
+
+
+@pytest.mark.usefixtures("clean_env")
+async def test_real_runs_are_in_history_and_survive_a_restart(
+    tmp_path: Path, write_config: Callable[[str], Path], load: Callable[[Path], Config]
+) -> None:
+    config = load(write_config(CONFIG))
+    data_dir = tmp_path / "data"
+    # No start offset: the scheduled run starts at once.
+    async with serving(config, data_dir, max_start_offset="0s") as client:
+        [scheduled] = await wait_for_runs(client, 1)
+        assert scheduled["result"] == "success", scheduled["error"]
+        assert [s["name"] for s in scheduled["steps"]] == STEPS
+        accepted = await client.post(
+            "/api/scenarios/sign-in/runs", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert accepted.status == 202, accepted.json
+        runs = await wait_for_runs(client, 2)
+        assert runs[0]["run_id"] == accepted.json["run_id"] and runs[0]["result"] == "success"
+        assert await metric(client, "prober_history_degraded") == "prober_history_degraded 0.0"
+        page = await client.get("/")
+        assert b"sign-in" in page.body and PASSWORD.encode() not in page.body
+
+    assert (data_dir / DB_NAME).is_file()
+    async with serving(config, data_dir, max_start_offset="1h") as client:
+        after = (await client.get("/api/runs")).json["runs"]
+        assert {r["run_id"] for r in runs} <= {r["run_id"] for r in after}
+        scenarios = (await client.get("/api/scenarios")).json["scenarios"]
+        assert scenarios[0]["last_run"]["result"] == "success"
+
+
+@pytest.mark.usefixtures("clean_env")
+async def test_corrupt_history_degrades_and_probing_goes_on(
+    tmp_path: Path, write_config: Callable[[str], Path], load: Callable[[Path], Config]
+) -> None:
+    config = load(write_config(CONFIG))
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / DB_NAME).write_bytes(os.urandom(8192))
+    async with serving(config, data_dir, max_start_offset="0s") as client:
+        [run] = await wait_for_runs(client, 1)
+        assert run["result"] == "success", run["error"]
+        assert await metric(client, "prober_history_degraded") == "prober_history_degraded 1.0"
+        runs_total = 'prober_scenario_runs_total{result="success",scenario="sign-in"}'
+        assert await metric(client, runs_total) == f"{runs_total} 1.0"
+        page = await client.get("/")
+        assert b"history is kept in memory only" in page.body
