@@ -180,7 +180,8 @@ def panels() -> list[tuple[Panel, int, int]]:
                     target(
                         f"sum by (scenario) (increase(prober_scenario_runs_total{{{SEL}, "
                         f'result="success"}}[$window])) / sum by (scenario) '
-                        f'(increase(prober_scenario_runs_total{{{SEL}, result!="error"}}[$window]))',
+                        f"(increase(prober_scenario_runs_total{{{SEL}, "
+                        f'result!="error"}}[$window]))',
                         "{{scenario}}",
                     )
                 ],
@@ -295,7 +296,25 @@ def panels() -> list[tuple[Panel, int, int]]:
                 unit="s",
                 options={"displayMode": "gradient", "orientation": "horizontal"},
             ),
-            24,
+            12,
+            8,
+        ),
+        (
+            panel(
+                "timeseries",
+                "Page timings p95",
+                "Per step, p95 over $window of each page phase, from navigation start: "
+                "ttfb, dom_content_loaded, load, first/largest contentful paint.",
+                [
+                    target(
+                        "histogram_quantile(0.95, sum by (scenario, step, phase, le) "
+                        f"(rate(prober_page_timing_seconds_bucket{{{SEL}}}[$window])))",
+                        "{{scenario}} / {{step}} {{phase}}",
+                    )
+                ],
+                unit="s",
+            ),
+            12,
             8,
         ),
         (row("Prober"), 24, 1),
@@ -311,6 +330,36 @@ def panels() -> list[tuple[Panel, int, int]]:
                         f'result="error"}}[$window]))',
                         "{{scenario}} @ {{pod}}",
                     )
+                ],
+            ),
+            12,
+            7,
+        ),
+        (
+            panel(
+                "timeseries",
+                "Retries, artifact and history problems",
+                "Retried attempts per $window (each also counted in runs), runs whose "
+                "failure artifacts could not be kept, and replicas whose run history fell "
+                "back to memory (1).",
+                [
+                    target(
+                        f"sum by (scenario, pod) "
+                        f"(increase(prober_scenario_retries_total{{{SEL}}}[$window]))",
+                        "retries {{scenario}} @ {{pod}}",
+                    ),
+                    target(
+                        f"sum by (pod) "
+                        f"(increase(prober_artifact_failures_total{{{SEL}}}[$window]))",
+                        "artifact failures @ {{pod}}",
+                        "B",
+                    ),
+                    target(
+                        'max by (pod) (prober_history_degraded{namespace=~"$namespace", '
+                        'pod=~"$pod"})',
+                        "history degraded @ {{pod}}",
+                        "C",
+                    ),
                 ],
             ),
             12,

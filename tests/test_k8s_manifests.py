@@ -129,6 +129,10 @@ def test_writable_dirs_and_shm(pod: dict[str, Any], container: dict[str, Any]) -
         assert "emptyDir" in mounts[path], f"{path} must be a writable emptyDir"
         assert mounts[path]["emptyDir"].get("sizeLimit"), f"{path} needs a sizeLimit"
     assert mounts["/dev/shm"]["emptyDir"]["medium"] == "Memory"
+    # prober puts each run in {TMPDIR}/prober-{run_id}-XXXXXXXX/ and Chromium its
+    # sockets below that: AF_UNIX paths are limited to 107 bytes, and a TMPDIR of 22
+    # characters already broke every browser launch (measured with the core of 2026-11).
+    assert len(e["TMPDIR"]) <= 16, "a long TMPDIR breaks Chromium's socket paths"
     assert mebibytes(mounts["/dev/shm"]["emptyDir"]["sizeLimit"]) >= 128
     assert "configMap" in mounts[str(Path(e["PROBER_CONFIG"]).parent)]
 
@@ -154,6 +158,14 @@ def test_probes_resources_and_grace(
     shm = mebibytes(volumes["dshm"]["emptyDir"]["sizeLimit"])
     assert mebibytes(limits["memory"]) >= mebibytes(requests["memory"]) + shm
     assert requests["cpu"] and limits["cpu"]
+
+    # Failure artifacts are capped below the data volume's size (the kubelet evicts a
+    # pod whose emptyDir outgrows its sizeLimit), leaving room for the history database.
+    data = volumes[
+        next(m["name"] for m in container["volumeMounts"] if m["mountPath"] == e["PROBER_DATA_DIR"])
+    ]
+    data_mib = mebibytes(data["emptyDir"]["sizeLimit"])
+    assert int(e["PROBER_ARTIFACT_MAX_BYTES"]) / 2**20 <= data_mib - 128
 
     scenarios = yaml.safe_load(objects["ConfigMap"]["data"]["scenarios.yaml"])["scenarios"]
     longest = max(seconds(s["timeout"]) for s in scenarios)
