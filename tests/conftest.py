@@ -117,6 +117,10 @@ def sign_in_scenario(
 """
 
 
+# The same steps, for snippets that put `scenarios:` at four spaces before dedenting.
+SIGN_IN_STEPS = "\n" + textwrap.indent(sign_in_scenario().split("\n", 3)[3], "    ")
+
+
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[[str], Path]:
     """Write a scenario file from an indented YAML snippet; returns its path."""
