@@ -4,7 +4,7 @@
 # PROBER_BROWSER_PATH, not the browser build Playwright downloads. Debian ships
 # security fixes for it in bookworm-security, it installs from the same apt archive as
 # the rest of the image, and it is the exact browser our CI runs the test-suite with
-# (the CI machine is Debian bookworm too). See docs/deploy.md ("Image").
+# (the CI machine is Debian bookworm too). See README.md ("Image").
 #
 # Every version below is pinned and checked by tests/test_dockerfile.py on a Debian
 # bookworm machine: bump them together and run that test.

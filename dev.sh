@@ -19,9 +19,15 @@ if ! command -v python3 >/dev/null \
    || ! python3 -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   packages+=(python3 python3-venv python3-pip)
 fi
-command -v chromium >/dev/null || packages+=(chromium)
 if [ "$verb" = test ]; then
+  # The tests drive the Chromium the Docker image pins (tests/test_dockerfile.py), need
+  # promtool and a real Prometheus, and Debian's python3 for the image-user check.
+  pin=$(sed -n 's/^ARG CHROMIUM_VERSION=//p' Dockerfile)
+  command -v chromium >/dev/null || packages+=("chromium=$pin" "chromium-common=$pin")
   command -v promtool >/dev/null || packages+=(prometheus)
+  [ -x /usr/bin/python3 ] || packages+=(python3)
+else
+  command -v chromium >/dev/null || packages+=(chromium)
 fi
 if [ "${#packages[@]}" -gt 0 ]; then
   echo "dev.sh: installing Debian packages: ${packages[*]}" >&2

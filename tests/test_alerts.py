@@ -1,6 +1,6 @@
 """Alert and recording rules: promtool checks and unit tests, one source of truth.
 
-The rules live in deploy/prometheus/rules.yaml; deploy/k8s/prometheusrule.yaml is
+The rules live in deploy/prometheus/rules.yaml; deploy/k8s/base/prometheusrule.yaml is
 generated from it. tests/alerts/prober_test.yaml holds promtool unit tests with fire
 and no-fire cases for every alert (tests/test_dashboard_prometheus.py also evaluates
 every rule expression against a real Prometheus scraping a real prober).
@@ -20,10 +20,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy/prometheus/rules.yaml"
-PROMETHEUS_RULE = ROOT / "deploy/k8s/prometheusrule.yaml"
+PROMETHEUS_RULE = ROOT / "deploy/k8s/base/prometheusrule.yaml"
 SCRAPE_CONFIG = ROOT / "deploy/prometheus/scrape-config.yaml"
 UNIT_TESTS = ROOT / "tests/alerts/prober_test.yaml"
-DOCS = ROOT / "docs/deploy.md"
+DOCS = ROOT / "README.md"
 
 
 def promtool() -> str:
@@ -59,7 +59,7 @@ def test_prometheus_rule_is_generated_from_rules_file() -> None:
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     assert rule["kind"] == "PrometheusRule"
     assert rule["spec"] == yaml.safe_load(RULES.read_text()), (
-        "deploy/k8s/prometheusrule.yaml differs from deploy/prometheus/rules.yaml: "
+        "deploy/k8s/base/prometheusrule.yaml differs from deploy/prometheus/rules.yaml: "
         "run python deploy/tools/sync_rules.py"
     )
     proc = run("python3", ROOT / "deploy/tools/sync_rules.py", "--check")
@@ -75,6 +75,8 @@ EXPECTED_ALERTS = {
     "ProberAbsent": "critical",
     "ProberStepSlow": "warning",
     "ProberScenarioSlow": "warning",
+    "ProberConfigReloadFailed": "warning",
+    "ProberHistoryDegraded": "warning",
 }
 
 

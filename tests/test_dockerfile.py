@@ -124,7 +124,7 @@ def test_policy(dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
     assert "--no-cache-dir" in " ".join(r for s in stages for o, r in s.instructions if o == "RUN")
     # The user the Deployment runs as is the image's user.
     uid = final["USER"].split(":")[0]
-    k8s = (ROOT / "deploy/k8s/deployment.yaml").read_text()
+    k8s = (ROOT / "deploy/k8s/base/deployment.yaml").read_text()
     assert f"runAsUser: {uid}" in k8s
 
 

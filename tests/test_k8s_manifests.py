@@ -78,7 +78,7 @@ def test_renders_every_object(objects: dict[str, dict[str, Any]]) -> None:
 def test_core_objects_match_openapi_schemas(
     objects: dict[str, dict[str, Any]], version: str
 ) -> None:
-    example = yaml.safe_load((BASE / "secret.example.yaml").read_text())
+    example = yaml.safe_load((BASE / "base" / "secret.example.yaml").read_text())
     for obj in [*(objects[k] for k in sorted(CORE_KINDS)), example]:
         try:
             kubernetes_validate.validate(obj, version, strict=True)
@@ -150,7 +150,7 @@ def test_probes_resources_and_grace(
     e = env(container)
     concurrency = int(e["PROBER_MAX_CONCURRENCY"])
     limits, requests = container["resources"]["limits"], container["resources"]["requests"]
-    # docs/deploy.md, "Sizing": 2 concurrent browsers on the demo sign-in peaked at
+    # README.md, "Sizing": 2 concurrent browsers on the demo sign-in peaked at
     # 840-880 MiB PSS for serve + workers + Chromium; about 0.4 GiB per extra browser.
     measured_peak = 880 + (concurrency - 2) * 410
     assert mebibytes(requests["memory"]) >= measured_peak
@@ -218,7 +218,7 @@ def test_config_and_secret_wiring(
     used = set(re.findall(r"\$\{(\w+)\}", str(scenarios)))
     assert used and used <= set(e), f"scenarios use undefined variables: {used - set(e)}"
     # Credentials come from the Secret, whose example has every key, as placeholders.
-    example = yaml.safe_load((BASE / "secret.example.yaml").read_text())
+    example = yaml.safe_load((BASE / "base" / "secret.example.yaml").read_text())
     refs = [v["secretKeyRef"] for v in e.values() if isinstance(v, dict)]
     assert refs, "credentials must come from a Secret"
     for ref in refs:
@@ -232,7 +232,14 @@ def test_shipped_scenarios_pass_prober_check(container: dict[str, Any]) -> None:
     """The ConfigMap's scenarios load in prober itself, with the Deployment's env."""
     e = {k: v if isinstance(v, str) else "placeholder" for k, v in env(container).items()}
     proc = subprocess.run(
-        [sys.executable, "-m", "prober", "check", "--config", str(BASE / "scenarios.yaml")],
+        [
+            sys.executable,
+            "-m",
+            "prober",
+            "check",
+            "--config",
+            str(BASE / "base" / "scenarios.yaml"),
+        ],
         capture_output=True,
         text=True,
         check=False,

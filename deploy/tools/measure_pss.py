@@ -1,6 +1,6 @@
 """Measure the peak memory (PSS) and CPU time of a command and all its descendants.
 
-Used to size the Deployment's resource requests and limits (see docs/deploy.md):
+Used to size the Deployment's resource requests and limits (see README.md, "Sizing"):
 
     python deploy/tools/measure_pss.py -- python -m prober run --config demo.yaml sso-login
 

@@ -1,4 +1,4 @@
-"""Write deploy/k8s/prometheusrule.yaml from deploy/prometheus/rules.yaml.
+"""Write deploy/k8s/base/prometheusrule.yaml from deploy/prometheus/rules.yaml.
 
 rules.yaml is the one source of truth for prober's alerting and recording rules; the
 PrometheusRule (Prometheus Operator) carries the same groups under `spec`. The text is
@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules.yaml"
-PROMETHEUS_RULE = ROOT / "deploy/k8s/prometheusrule.yaml"
+PROMETHEUS_RULE = ROOT / "deploy/k8s/base/prometheusrule.yaml"
 
 HEADER = """\
 # GENERATED from deploy/prometheus/rules.yaml by deploy/tools/sync_rules.py: edit that
