@@ -31,7 +31,9 @@ from prober.server import Health, make_app
 from prober.settings import DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS
 
 
-def filled_registry(scenarios: int, steps: int, runs: int) -> CollectorRegistry:
+def filled_registry(
+    scenarios: int, steps: int, runs: int
+) -> tuple[CollectorRegistry, ProberMetrics]:
     registry = CollectorRegistry()
     metrics = ProberMetrics(registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS)
     rng = random.Random(5)
@@ -56,11 +58,15 @@ def filled_registry(scenarios: int, steps: int, runs: int) -> CollectorRegistry:
                 ),
                 ended_at=time.time(),
             )
-    return registry
+    return registry, metrics
 
 
-async def serve_registry(registry: CollectorRegistry) -> tuple[web.AppRunner, str]:
-    app = make_app(registry, Health(alive=lambda: True, browser_problem=lambda: None))
+async def serve_registry(
+    registry: CollectorRegistry, metrics: ProberMetrics | None
+) -> tuple[web.AppRunner, str]:
+    """Served as `prober serve` does: the metrics tell the /metrics cache when to re-render."""
+    health = Health(alive=lambda: True, browser_problem=lambda: None)
+    app = make_app(registry, health, metrics)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -70,13 +76,20 @@ async def serve_registry(registry: CollectorRegistry) -> tuple[web.AppRunner, st
 
 
 async def scrapes(count: int) -> dict[str, Any]:
-    full_runner, full_url = await serve_registry(filled_registry(100, 10, 5))
-    empty_runner, empty_url = await serve_registry(CollectorRegistry())
+    registry, metrics = filled_registry(100, 10, 5)
+    full_runner, full_url = await serve_registry(registry, metrics)
+    empty_runner, empty_url = await serve_registry(CollectorRegistry(), None)
     times: dict[str, list[float]] = {"full": [], "empty": []}
     size = 0
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(count):
+            for index in range(count):
+                # As in production, runs finish between scrapes: every 5th scrape comes
+                # 0.3 s after a change (time for the background re-render), and every
+                # 10th right after one (rendered on demand, in a thread).
+                if index % 5 == 0:
+                    metrics.run_started("scenario_000")
+                    await asyncio.sleep(0.3 if index % 10 else 0)
                 for name, url in (("empty", empty_url), ("full", full_url)):
                     started = time.perf_counter()
                     async with session.get(url) as response:
@@ -88,7 +101,7 @@ async def scrapes(count: int) -> dict[str, Any]:
         await full_runner.cleanup()
         await empty_runner.cleanup()
     # Where the time goes: rendering the text exposition, without HTTP.
-    registry = filled_registry(100, 10, 5)
+    registry, _ = filled_registry(100, 10, 5)
     renders = []
     for _ in range(min(count, 50)):
         started = time.perf_counter()

@@ -11,14 +11,29 @@ Semantics that alerts rely on:
 """
 
 import contextlib
+import functools
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from prober.config import Scenario
 from prober.result import Outcome, RunResult
 from prober.settings import DEFAULT_PAGE_TIMING_BUCKETS
+
+Mutator = TypeVar("Mutator", bound=Callable[..., None])
+
+
+def _changes(method: Mutator) -> Mutator:
+    """Mark a method that updates samples, so a cached /metrics is rendered anew."""
+
+    @functools.wraps(method)
+    def wrapper(self: "ProberMetrics", *args: Any, **kwargs: Any) -> None:
+        method(self, *args, **kwargs)
+        self.on_change()
+
+    return cast(Mutator, wrapper)
 
 
 class ProberMetrics:
@@ -33,6 +48,8 @@ class ProberMetrics:
         page_timing_buckets: Sequence[float] = DEFAULT_PAGE_TIMING_BUCKETS,
     ) -> None:
         self._location = location
+        # Told after every update (see prober.exposition): a no-op until a server is wired.
+        self.on_change: Callable[[], None] = lambda: None
         extra = ("location",) if location else ()
         scenario = ("scenario", *extra)
         step = ("scenario", "step", *extra)
@@ -162,13 +179,16 @@ class ProberMetrics:
     def _labels(self, *values: str) -> tuple[str, ...]:
         return (*values, self._location) if self._location else values
 
+    @_changes
     def set_build_info(self, version: str, playwright_version: str, browser_version: str) -> None:
         self.build_info.labels(*self._labels(version, playwright_version, browser_version)).set(1)
 
+    @_changes
     def set_history_degraded(self, degraded: bool) -> None:
         labelled = self.history_degraded.labels(*self._labels()) if self._location else None
         (labelled or self.history_degraded).set(1 if degraded else 0)
 
+    @_changes
     def configure(self, scenarios: Iterable[Scenario]) -> None:
         """Create each scenario's series up front, so rate() and alerts see zeros, not gaps."""
         for scenario in scenarios:
@@ -181,6 +201,7 @@ class ProberMetrics:
                 self.runs.labels(*self._labels(scenario.name, outcome.value))
             self.artifact_failures.labels(*labels)
 
+    @_changes
     def config_loaded(self, ok: bool, at: float) -> None:
         """Record a load attempt of the scenario file; `at` only counts when it was applied."""
         labels = self._labels()
@@ -190,6 +211,7 @@ class ProberMetrics:
         if ok:
             (self.reload_success.labels(*labels) if labels else self.reload_success).set(at)
 
+    @_changes
     def forget(self, scenario: str) -> None:
         """Drop every series of a scenario removed from the file: alerts must not see it."""
         labels = self._labels(scenario)
@@ -219,12 +241,15 @@ class ProberMetrics:
         for step in {step for step, _ in page_keys}:
             _remove(self.layout_shift, self._labels(scenario, step))
 
+    @_changes
     def run_started(self, scenario: str) -> None:
         self.running.labels(*self._labels(scenario)).set(1)
 
+    @_changes
     def run_ended(self, scenario: str) -> None:
         self.running.labels(*self._labels(scenario)).set(0)
 
+    @_changes
     def record(self, result: RunResult, ended_at: float) -> None:
         name = result.scenario
         labels = self._labels(name)

@@ -5,12 +5,17 @@ restarting would help (the scheduler loop is wedged); /readyz fails when this re
 cannot probe (no browser), which takes it out of the Service without a restart loop.
 """
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
+
+from prober.exposition import Exposition
+from prober.metrics import ProberMetrics
 
 
 @dataclass
@@ -37,10 +42,27 @@ async def readyz(request: web.Request) -> web.Response:
     return web.Response(status=503, text=f"not ready: {problem}\n")
 
 
-def make_app(registry: CollectorRegistry, health: Health) -> web.Application:
+def make_app(
+    registry: CollectorRegistry, health: Health, metrics: ProberMetrics | None = None
+) -> web.Application:
+    """`metrics` tells the /metrics cache when to re-render; without it, every scrape does."""
     app = web.Application()
     app[HEALTH_KEY] = health
-    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    exposition = Exposition(registry)
+    if metrics is None:
+        app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    else:
+        metrics.on_change = exposition.changed
+        app.router.add_get("/metrics", exposition.handle)
+
+        async def refresh(app: web.Application) -> AsyncIterator[None]:
+            task = asyncio.create_task(exposition.refresh(), name="metrics-refresh")
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        app.cleanup_ctx.append(refresh)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app

@@ -177,7 +177,9 @@ async def serve(
             return browser_problem
         return None if browser.exists() else f"{browser} disappeared"
 
-    app = make_app(registry, Health(alive=scheduler.healthy, browser_problem=browser_state))
+    app = make_app(
+        registry, Health(alive=scheduler.healthy, browser_problem=browser_state), metrics
+    )
     api.install(app, make_api(settings, scheduler, history, redact))
     statuspage.install(app)
     web_runner = web.AppRunner(app, access_log=None, handle_signals=False)
