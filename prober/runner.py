@@ -305,7 +305,10 @@ class WorkerRunner:
         # Playwright and Chromium put profiles and temp files (and the raw trace) under
         # TMPDIR and never remove them when killed; each worker gets a private directory,
         # removed when it retires.
-        scratch = tempfile.mkdtemp(prefix=f"prober-{tag}-")
+        # Short on purpose: Chromium puts Unix sockets below it, and a socket path over 107
+        # bytes makes every launch fail, so the tag (kills find processes by environment)
+        # stays out of the name.
+        scratch = tempfile.mkdtemp(prefix="prober-")
         try:
             process = await self._exec(tag, scratch)
         except OSError:
