@@ -84,6 +84,9 @@ def target_env(target: Target, monkeypatch: pytest.MonkeyPatch) -> Target:
     return target
 
 
+SIGN_IN_STEP_NAMES = ("app_page_loaded", "idp_page_loaded", "credentials_accepted", "back_in_app")
+
+
 def sign_in_scenario(
     name: str = "sso-login", interval: str = "60s", timeout: str = "20s", extra: str = ""
 ) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD, Target, sign_in_scenario
+from tests.conftest import PASSWORD, SIGN_IN_STEP_NAMES, Target, sign_in_scenario
 
 BAD_CONFIGS = sorted((Path(__file__).parent / "configs" / "bad").glob("*.yaml"))
 ROOT = Path(__file__).parent.parent
@@ -99,12 +99,7 @@ async def test_run_prints_the_result_json_and_exits_0(
     assert result["scenario"] == "sso-login"
     assert result["result"] == "success"
     assert result["failed_step"] is None and result["error"] is None
-    assert [s["name"] for s in result["steps"]] == [
-        "app_page_loaded",
-        "idp_page_loaded",
-        "credentials_accepted",
-        "back_in_app",
-    ]
+    assert [s["name"] for s in result["steps"]] == list(SIGN_IN_STEP_NAMES)
     assert all(s["ok"] and s["duration_seconds"] > 0 for s in result["steps"])
     assert result["duration_seconds"] > 0
     assert PASSWORD not in completed.stdout + completed.stderr

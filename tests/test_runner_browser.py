@@ -11,7 +11,7 @@ from urllib.parse import quote, quote_plus
 from prober.config import Config
 from prober.result import Outcome, Reason
 from prober.runner import WorkerRunner
-from tests.conftest import PASSWORD, Target, sign_in_scenario
+from tests.conftest import PASSWORD, SIGN_IN_STEP_NAMES, Target, sign_in_scenario
 
 Load = Callable[[Path], Config]
 MakeRunner = Callable[..., WorkerRunner]
@@ -28,12 +28,7 @@ async def test_sign_in_flow_succeeds_with_every_step_timed(
     result = await make_runner(config).run(config.scenario("sso-login"))
 
     assert result.result is Outcome.SUCCESS, result.error
-    assert [s.name for s in result.steps] == [
-        "app_page_loaded",
-        "idp_page_loaded",
-        "credentials_accepted",
-        "back_in_app",
-    ]
+    assert [s.name for s in result.steps] == list(SIGN_IN_STEP_NAMES)
     assert all(s.ok and s.duration_seconds > 0 for s in result.steps)
     assert result.browser_launch_seconds is not None and result.browser_launch_seconds > 0
     # The total covers the steps only, not the browser launch.
@@ -155,12 +150,7 @@ async def test_python_scenario_times_its_own_steps(
     result = await make_runner(config).run(config.scenario("scripted"))
 
     assert result.result is Outcome.SUCCESS, result.error
-    assert [s.name for s in result.steps] == [
-        "app_page_loaded",
-        "idp_page_loaded",
-        "credentials_accepted",
-        "back_in_app",
-    ]
+    assert [s.name for s in result.steps] == list(SIGN_IN_STEP_NAMES)
 
 
 async def test_script_raising_inside_a_step_is_a_failure_of_that_step(
