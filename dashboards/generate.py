@@ -18,7 +18,7 @@ from typing import Any
 OUT = Path(__file__).with_name("grafana.json")
 DS = {"type": "prometheus", "uid": "${datasource}"}
 # Every panel filters by the three dashboard variables.
-SEL = 'namespace=~"$namespace", pod=~"$pod", scenario=~"$scenario"'
+SEL = 'location=~"$location", namespace=~"$namespace", pod=~"$pod", scenario=~"$scenario"'
 
 Panel = dict[str, Any]
 
@@ -440,6 +440,8 @@ def dashboard() -> dict[str, Any]:
                     "current": {},
                     "hide": 0,
                 },
+                # PROBER_LOCATION: "All" also matches probers that set no location.
+                query_var("location", "Location", "label_values(prober_build_info, location)"),
                 query_var("namespace", "Namespace", "label_values(prober_build_info, namespace)"),
                 query_var(
                     "pod", "Pod", 'label_values(prober_build_info{namespace=~"$namespace"}, pod)'

@@ -50,6 +50,7 @@ NAMESPACE = "probes"
 
 # What the dashboard's variables become in the test; windows fit a short test.
 VARIABLES = {
+    "location": "lab",
     "namespace": NAMESPACE,
     "pod": "prober-a|prober-b",
     "scenario": ".*",
@@ -280,6 +281,7 @@ def stack(tmp_path: Path) -> Iterator[Prometheus]:
                     "PROBE_USER": "probe-user",
                     "PROBE_PASSWORD": "demo-password",
                     "PROBER_MAX_START_OFFSET": "0s",
+                    "PROBER_LOCATION": "lab",
                     "PROBER_GRACE_PERIOD": "2s",
                     "PROBER_MAX_CONCURRENCY": concurrency[pod],
                     "PROBER_LOG_FORMAT": "text",
