@@ -1,4 +1,5 @@
-"""The JSON API under /api, documented in prober/openapi.yaml, and the status page at /.
+"""The JSON API under /api, documented in prober/openapi.yaml (the status page at / is
+prober.statuspage).
 
 Reads are unauthenticated, like /metrics: they show what the prober sees, with every
 value that came from the environment masked. Triggering a run launches a browser against

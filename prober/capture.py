@@ -36,7 +36,11 @@ from prober.secrets import Redactor
 
 MAX_CONSOLE_ENTRIES = 200
 MAX_CONSOLE_TEXT = 4000
-MASKED = "input[type=password]"
+# Every field, not only passwords: a login filled from ${PROBE_USER} is a secret as well
+# (every expanded value is), and pixels cannot be scrubbed after the fact.
+MASKED = (
+    "input:not([type=hidden]):not([type=submit]):not([type=button]), textarea, [contenteditable]"
+)
 _RAW_TRACE = "raw-trace.zip"
 _RESOURCE = re.compile(r"resources/([0-9a-f]{40})(\.\w+)?")
 
@@ -152,7 +156,7 @@ class Capture:
         entry = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "type": kind,
-            "text": self._redact(text[:MAX_CONSOLE_TEXT]),
+            "text": self._redact(text)[:MAX_CONSOLE_TEXT],  # masked, then cut
         }
         if url:
             entry["url"] = self._redact(url)

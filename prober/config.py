@@ -27,6 +27,7 @@ from pydantic import (
 
 from prober.durations import Duration
 from prober.scenario.actions import Action, normalize_action
+from prober.secrets import Redactor
 
 SCENARIO_NAME = r"^[a-z0-9_-]+$"
 STEP_NAME = r"^[a-z0-9_]+$"
@@ -117,13 +118,18 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     raw = _read_yaml(path)
     secrets: set[str] = set()
     expanded = _expand(raw, environ, secrets, path, raw, ())
+    # Messages quote offending values, which may have come from the environment.
+    redact = Redactor(secrets)
     try:
         parsed = ScenarioFile.model_validate(expanded)
     except ValidationError as exc:
-        raise ConfigError(_describe(path, raw, exc)) from None
-    for scenario in parsed.scenarios:
-        if scenario.script is not None:
-            _check_importable(path, scenario)
+        raise ConfigError(redact(_describe(path, raw, exc))) from None
+    try:
+        for scenario in parsed.scenarios:
+            if scenario.script is not None:
+                _check_importable(path, scenario)
+    except ConfigError as exc:
+        raise ConfigError(redact(str(exc))) from None
     return Config(path=path, scenarios=tuple(parsed.scenarios), secrets=tuple(sorted(secrets)))
 
 

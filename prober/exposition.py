@@ -3,10 +3,11 @@
 Rendering 100 scenarios x 10 steps (about 21,000 samples) costs well over 100 ms of CPU.
 Done on the event loop for every scrape it stalls the scheduler, the API and every
 other scrape (B5 in bench/ measured 1.4 s p99). Metrics change only when a run starts
-or ends, so each format is rendered once per change, in a thread, and scrapes get the
-cached bytes. A scrape may get a body up to MAX_STALENESS_SECONDS behind the newest
-change while the re-render runs (Prometheus timestamps samples at scrape time, and a
-second is far below any scrape interval); past that it waits for a fresh render.
+or ends (or on a reload or a history failure), so each format is rendered once per
+change, in a thread, and scrapes get the cached bytes. A scrape may get a body up to
+MAX_STALENESS_SECONDS behind the newest change while the re-render runs (Prometheus
+timestamps samples at scrape time, and a second is far below any scrape interval);
+past that it waits for a fresh render.
 """
 
 import asyncio
@@ -36,12 +37,18 @@ class Exposition:
         self._dirty = asyncio.Event()
         # When the oldest change not yet in every cached body happened (monotonic).
         self._unrendered_since: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def changed(self) -> None:
+        """Safe from any thread (the history thread reports degradation from its own)."""
         self._generation += 1
         if self._unrendered_since is None:
             self._unrendered_since = time.monotonic()
-        self._dirty.set()
+        loop = self._loop
+        if loop is not None and not _runs_in(loop):
+            loop.call_soon_threadsafe(self._dirty.set)
+        else:
+            self._dirty.set()
 
     async def handle(self, request: web.Request) -> web.Response:
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
@@ -59,6 +66,7 @@ class Exposition:
 
     async def refresh(self) -> None:
         """Run for the server's lifetime: re-render the formats scrapers asked for."""
+        self._loop = asyncio.get_running_loop()
         while True:
             await self._dirty.wait()
             await asyncio.sleep(DEBOUNCE_SECONDS)
@@ -81,6 +89,13 @@ class Exposition:
         if cached is None or cached[0] < generation:
             self._cache[(content_type, zipped)] = (generation, body)
         return body
+
+
+def _runs_in(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _encode(encoder: Encoder, registry: CollectorRegistry, zipped: bool) -> bytes:

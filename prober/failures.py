@@ -47,10 +47,12 @@ def classify(exc: BaseException) -> tuple[Outcome, Reason]:
 
 
 def describe(exc: BaseException) -> str:
-    """One short line: Playwright appends multi-line call logs we do not want in a log line."""
+    """One line: Playwright appends multi-line call logs we do not want in a log line.
+
+    Not cut to MAX_MESSAGE here: whoever masks secrets cuts, after masking.
+    """
     if isinstance(exc, asyncio.CancelledError):
         return "run deadline reached"
     message = exc.message if isinstance(exc, PlaywrightError) else str(exc)
     first = next((line.strip() for line in message.splitlines() if line.strip()), "")
-    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -259,6 +259,12 @@ class ProberMetrics:
             self.retries.labels(*labels).inc()
         if result.artifact_error:
             self.artifact_failures.labels(*labels).inc()
+        # Before the error return: a crash in a step is a step failure (reason=crash) too.
+        if result.failed_step and result.reason:
+            self._failure_keys[name].add((result.failed_step, result.reason.value))
+            self.step_failures.labels(
+                *self._labels(name, result.failed_step, result.reason.value)
+            ).inc()
         if result.result is Outcome.ERROR:
             return
         self.last_duration.labels(*labels).set(result.duration_seconds)
@@ -274,11 +280,6 @@ class ProberMetrics:
                 self.step_duration.labels(*step_labels).observe(step.duration_seconds, exemplar)
                 self.step_last_duration.labels(*step_labels).set(step.duration_seconds)
         self._record_pages(result, exemplar)
-        if result.failed_step and result.reason:
-            self._failure_keys[name].add((result.failed_step, result.reason.value))
-            self.step_failures.labels(
-                *self._labels(name, result.failed_step, result.reason.value)
-            ).inc()
 
     def _record_pages(self, result: RunResult, exemplar: dict[str, str]) -> None:
         worst_shift: dict[str, float] = {}

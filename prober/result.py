@@ -1,6 +1,6 @@
 """The outcome of one run: what metrics, logs, `prober run` and history are built from."""
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -63,7 +63,6 @@ class RunResult:
     # Why artifacts of this run could not be kept (disk full, read-only...), redacted.
     artifact_error: str | None = None
     page_timings: tuple[PageTiming, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -77,5 +76,4 @@ class RunResult:
         data["steps"] = [asdict(step) for step in self.steps]
         data["artifacts"] = list(self.artifacts)
         data["page_timings"] = [asdict(timing) for timing in self.page_timings]
-        data.pop("extra")
         return data

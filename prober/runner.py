@@ -62,6 +62,8 @@ class _RunTracker:
     body_started: float | None = None
     launch_seconds: float | None = None
     finished: dict[str, Any] | None = None
+    # When supervision ended: durations must not include the clean-up after it.
+    stopped_at: float | None = None
     garbage_lines: int = 0
     first_garbage: str | None = None
     started_steps: set[str] = field(default_factory=set)
@@ -109,13 +111,14 @@ class _RunTracker:
     def _garbage(self, line: bytes) -> None:
         self.garbage_lines += 1
         if self.first_garbage is None:
-            self.first_garbage = self.redact(line[:200].decode("utf-8", "replace").strip())
+            text = self.redact(line.decode("utf-8", "replace").strip())
+            self.first_garbage = text[:200]
 
     def interrupted_step(self) -> str | None:
         """Record the step the worker was in when it stopped reporting, as a failed step."""
         if self.current_step is None:
             return None
-        duration = time.monotonic() - self.current_step_started
+        duration = (self.stopped_at or time.monotonic()) - self.current_step_started
         self.steps.append(StepResult(self.current_step, duration, False))
         return self.current_step
 
@@ -190,7 +193,7 @@ class WorkerRunner:
         tracker = _RunTracker(self.redact)
 
         def result(outcome: Outcome, **fields: Any) -> RunResult:
-            elapsed = time.monotonic() - (tracker.body_started or started)
+            elapsed = (tracker.stopped_at or time.monotonic()) - (tracker.body_started or started)
             error = fields.pop("error", None)
             fields.setdefault("duration_seconds", elapsed)
             return RunResult(
@@ -218,10 +221,12 @@ class WorkerRunner:
         try:
             outcome = await self._supervise(worker.process, spec, tracker, hard_deadline)
         finally:
-            await self._retire(worker)
-            await self._keep_artifacts(run_id, tracker)
-            if self.pool is not None:
-                self.pool.replenish()
+            tracker.stopped_at = time.monotonic()
+            # Shielded as one unit: a second cancellation (grace over, then a second
+            # SIGTERM) must not skip removing the unscrubbed staging files.
+            await asyncio.shield(self._clean_up(worker, run_id, tracker))
+        if tracker.finished is not None:  # reported, even if the exit then overran
+            return self._reported(tracker, result)
         if outcome == "timeout":
             if tracker.body_started is None:
                 return result(
@@ -248,10 +253,8 @@ class WorkerRunner:
                 reason=Reason.CRASH,
                 error=f"worker wrote {flood}",
             )
-        if tracker.finished is not None:
-            return self._reported(tracker, result)
         failed = tracker.interrupted_step()
-        detail = _stderr_summary(worker.stderr_tail)
+        detail = _stderr_summary(worker.stderr_tail, self.redact)
         if tracker.garbage_lines:
             detail = (
                 f"{tracker.garbage_lines} unparseable line(s) on stdout, first: "
@@ -348,6 +351,14 @@ class WorkerRunner:
             # reap them here rather than leave them to the service's periodic reaper.
             processes.reap_orphans(exclude=self.live_pids)
 
+    async def _clean_up(self, worker: Worker, run_id: str, tracker: _RunTracker) -> None:
+        try:
+            await self._retire(worker)
+            await self._keep_artifacts(run_id, tracker)
+        finally:
+            if self.pool is not None:
+                self.pool.replenish()
+
     async def _keep_artifacts(self, run_id: str, tracker: _RunTracker) -> None:
         """Once the worker is gone: drop its staging files, apply retention, list what exists."""
         if self.artifacts is None:
@@ -386,14 +397,17 @@ class WorkerRunner:
     def _environment(self, tag: str, scratch: str) -> dict[str, str]:
         env = dict(os.environ)
         env[processes.RUN_TAG_ENV] = tag
+        # The API token is the prober's; nothing in a run (scripts, browser) needs it.
+        env.pop("PROBER_API_TOKEN", None)
         env["TMPDIR"] = scratch
         # The worker must import the same prober as the parent, even from a source tree.
         env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT, *filter(None, [env.get("PYTHONPATH")])])
         return env
 
 
-def _stderr_summary(tail: deque[bytes]) -> str:
-    text = b"".join(tail)[-STDERR_TAIL_BYTES:].decode("utf-8", "replace").strip()
+def _stderr_summary(tail: deque[bytes], redact: Redactor) -> str:
+    # Masked before cutting, so a secret straddling the cut cannot survive in part.
+    text = redact(b"".join(tail).decode("utf-8", "replace"))[-STDERR_TAIL_BYTES:].strip()
     lines = [line for line in text.splitlines() if line.strip()]
     return f"stderr: {' | '.join(lines[-3:])}" if lines else "no output on stderr"
 

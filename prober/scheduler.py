@@ -95,13 +95,17 @@ class Scheduler:
         The run is not cancelled: it finishes or the runner kills it at its timeout, and
         its result is recorded like any other.
         """
-        del self._scenarios[name]
-        self._loops.pop(name).cancel()
-        lock = self._locks[name]
-        async with lock:
-            pass
+        # Tolerant of a second remove (remove, re-add, remove while a run holds the lock).
+        self._scenarios.pop(name, None)
+        loop = self._loops.pop(name, None)
+        if loop is not None:
+            loop.cancel()
+        lock = self._locks.get(name)
+        if lock is not None:
+            async with lock:
+                pass
         if name not in self._scenarios:
-            del self._locks[name]
+            self._locks.pop(name, None)
 
     def healthy(self, max_silence: float = 10.0) -> bool:
         """The event loop is responsive and no scenario loop has died."""
@@ -112,16 +116,20 @@ class Scheduler:
         return time.monotonic() - self.last_beat < max_silence
 
     def is_running(self, name: str) -> bool:
-        return self._locks[name].locked()
+        lock = self._locks.get(name)  # gone if a reload removed the scenario meanwhile
+        return lock is not None and lock.locked()
 
     async def run_now(self, name: str, run_id: str | None = None) -> RunResult | None:
         """An extra run outside the schedule; ScenarioBusyError if one is in flight.
 
         `run_id` lets a caller (the HTTP API) hand out the id before the run starts.
         """
-        if self._locks[name].locked():
+        scenario = self._scenarios.get(name)
+        if scenario is None:  # removed by a reload after the caller looked it up
+            return None
+        if self.is_running(name):
             raise ScenarioBusyError(name)
-        return await self._run_once(self._scenarios[name], run_id)
+        return await self._run_once(scenario, run_id)
 
     async def stop(self, grace: float) -> None:
         """Stop scheduling now; give in-flight runs `grace` seconds, then cancel them."""

@@ -22,7 +22,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from prober.capture import Capture
 from prober.config import Step
-from prober.failures import classify, describe
+from prober.failures import MAX_MESSAGE, classify, describe
 from prober.processes import die_with_parent
 from prober.protocol import EventName, LaunchSpec, WorkerSpec, encode_event
 from prober.result import Outcome
@@ -70,7 +70,7 @@ class EventStream:
             duration_seconds=duration,
             ok=False,
             reason=reason.value,
-            error=describe(error),
+            error=self.short(describe(error)),
         )
 
     def run_finished(
@@ -87,8 +87,13 @@ class EventStream:
             duration_seconds=duration,
             failed_step=self.failed_step,
             reason=reason,
-            error=error,
+            error=self.short(error) if error else None,
         )
+
+    def short(self, text: str) -> str:
+        """Masked first, then cut: cutting first could leave part of a secret unmasked."""
+        masked = self.redact(text)
+        return masked if len(masked) <= MAX_MESSAGE else masked[: MAX_MESSAGE - 1] + "…"
 
 
 def load_body(spec: WorkerSpec) -> ScriptFunction:

@@ -141,3 +141,17 @@ async def _run_async(*args: str) -> subprocess.CompletedProcess[str]:
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return subprocess.CompletedProcess(args, process.returncode, stdout.decode(), stderr.decode())
+
+
+def test_config_errors_mask_values_from_the_environment(
+    write_config: Callable[[str], Path],
+) -> None:
+    path = write_config(
+        'scenarios:\n  - name: login\n    interval: "${PROBE_INTERVAL}"\n    timeout: 5s\n'
+        "    steps: [{name: home, actions: [{goto: 'http://127.0.0.1/'}]}]\n"
+    )
+    completed = prober("check", "--config", str(path), env={"PROBE_INTERVAL": "hunter2-x"})
+
+    assert completed.returncode == 2
+    assert "scenario 'login': interval: invalid duration '********'" in completed.stderr
+    assert "hunter2" not in completed.stderr

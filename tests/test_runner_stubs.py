@@ -116,3 +116,11 @@ async def test_unstartable_worker_is_an_error() -> None:
 
     assert result.result is Outcome.ERROR
     assert result.error and "cannot start worker" in result.error
+
+
+async def test_reported_result_stands_when_the_exit_overruns_the_timeout() -> None:
+    result = await stub_runner("slow_exit").run(SCENARIO)
+
+    # The worker reported success; closing its browser past the deadline changes nothing.
+    assert result.result is Outcome.SUCCESS
+    assert result.duration_seconds == 0.02

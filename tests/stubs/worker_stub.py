@@ -50,6 +50,12 @@ elif mode == "stderr_flood":
     emit("step_started", step="only")
     emit("step_finished", step="only", duration_seconds=0.02, ok=True)
     emit("run_finished", ok=True, result="success", duration_seconds=0.02)
+elif mode == "slow_exit":
+    emit("browser_launched", duration_seconds=0.01)
+    emit("step_started", step="only")
+    emit("step_finished", step="only", duration_seconds=0.02, ok=True)
+    emit("run_finished", ok=True, result="success", duration_seconds=0.02)
+    time.sleep(300)  # a browser that takes long to close
 elif mode == "traceback":
     raise ValueError("boom in the worker")
 elif mode == "secret_in_output":
