@@ -120,6 +120,11 @@ async def _wait_until(condition: Callable[[], object], seconds: float, message: 
     raise AssertionError(message)
 
 
+async def is_running(served: Served, scenario: str) -> bool:
+    samples = await served.samples()
+    return value(samples, "prober_scenario_running", scenario=scenario) == 1
+
+
 def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
 
@@ -204,12 +209,7 @@ async def test_sigterm_lets_the_in_flight_run_go_then_kills_it_at_grace(
 ) -> None:
     config = write_config("scenarios:\n" + STUCK)
     async with serving(config, tmp_path, grace_period="2s") as served:
-
-        async def running() -> bool:
-            samples = await served.samples()
-            return value(samples, "prober_scenario_running", scenario="stuck") == 1
-
-        await _wait_until(running, 30, "the run never started")
+        await _wait_until(lambda: is_running(served, "stuck"), 30, "the run never started")
         await asyncio.sleep(1.5)  # let the worker launch Chromium
         started = time.monotonic()
         served.process.send_signal(signal.SIGTERM)
@@ -229,12 +229,7 @@ async def test_second_sigterm_cancels_in_flight_runs_at_once(
 ) -> None:
     config = write_config("scenarios:\n" + STUCK)
     async with serving(config, tmp_path, grace_period="5m") as served:
-
-        async def running() -> bool:
-            samples = await served.samples()
-            return value(samples, "prober_scenario_running", scenario="stuck") == 1
-
-        await _wait_until(running, 30, "the run never started")
+        await _wait_until(lambda: is_running(served, "stuck"), 30, "the run never started")
         served.process.send_signal(signal.SIGTERM)
         await asyncio.sleep(0.5)
         served.process.send_signal(signal.SIGTERM)
