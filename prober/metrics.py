@@ -195,7 +195,8 @@ class ProberMetrics:
             labels = self._labels(scenario.name)
             self.interval.labels(*labels).set(scenario.interval)
             self.timeout.labels(*labels).set(scenario.timeout)
-            self.running.labels(*labels).set(0)
+            # Created at 0, never reset: on a reload the old definition may still be running.
+            self.running.labels(*labels)
             self.retries.labels(*labels)
             for outcome in Outcome:
                 self.runs.labels(*self._labels(scenario.name, outcome.value))

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from prober.exposition import MAX_STALENESS_SECONDS
 from prober.metrics import ProberMetrics
-from prober.result import Outcome, Reason, RunResult, StepResult
+from prober.result import Outcome, RunResult, StepResult
 from prober.server import Health, make_app
 from prober.settings import DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS
 
@@ -80,26 +80,3 @@ async def test_openmetrics_gzip_scrape_carries_exemplars(
     await asyncio.sleep(MAX_STALENESS_SECONDS)
     text, _ = await scrape(url, OPENMETRICS)
     assert '# {run_id="run-b"}' in text
-
-
-def test_a_crash_counts_as_a_step_failure_but_not_against_the_target() -> None:
-    registry = CollectorRegistry()
-    metrics = ProberMetrics(registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS)
-    metrics.record(
-        RunResult(
-            "login",
-            "run-c",
-            Outcome.ERROR,
-            1.0,
-            time.time(),
-            (StepResult("home", 1.0, False),),
-            failed_step="home",
-            reason=Reason.CRASH,
-        ),
-        ended_at=time.time(),
-    )
-    failures = {"scenario": "login", "step": "home", "reason": "crash"}
-    assert registry.get_sample_value("prober_step_failures_total", failures) == 1
-    assert (
-        registry.get_sample_value("prober_scenario_last_successful", {"scenario": "login"}) is None
-    )
