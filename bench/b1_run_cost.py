@@ -17,16 +17,20 @@ from prometheus_client import CollectorRegistry
 
 from bench.common import BROWSER, baseline_run, demo_scenario, load, serve_target, summary
 from bench.common import write_result as write
-from prober.browser import DEFAULT_ARGS
-from prober.config import Scenario
-from prober.metrics import ProberMetrics
-from prober.pool import Prewarm
-from prober.result import RunResult
-from prober.runner import WorkerRunner
-from prober.scheduler import Scheduler
-from prober.secrets import Redactor
+from prober.contracts.config import Scenario
+from prober.contracts.result import RunResult
+from prober.contracts.secrets import Redactor
+from prober.record.metrics import ProberMetrics
+from prober.schedule.scheduler import Scheduler
 from prober.service import RunRecorder
-from prober.settings import DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS
+from prober.settings import (
+    DEFAULT_PAGE_TIMING_BUCKETS,
+    DEFAULT_SCENARIO_BUCKETS,
+    DEFAULT_STEP_BUCKETS,
+)
+from prober.supervise.browser import DEFAULT_ARGS
+from prober.supervise.pool import Prewarm
+from prober.supervise.runner import WorkerRunner
 
 # Mode name -> what the pool prepares ahead of the tick (None: no pool, cold start).
 MODES: dict[str, Prewarm] = {"cold": "none", "warm-driver": "driver", "warm-browser": "browser"}
@@ -52,7 +56,12 @@ class Prober:
     def __init__(self, scenario: Scenario, prewarm: Prewarm) -> None:
         self.runner = WorkerRunner(BROWSER, DEFAULT_ARGS, Redactor(()), prewarm=prewarm)
         self.recorder = Stamped(
-            ProberMetrics(CollectorRegistry(), DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS)
+            ProberMetrics(
+                CollectorRegistry(),
+                DEFAULT_SCENARIO_BUCKETS,
+                DEFAULT_STEP_BUCKETS,
+                DEFAULT_PAGE_TIMING_BUCKETS,
+            )
         )
         self.scheduler = Scheduler(self.runner.run, self.recorder, 1, 0.0)
         self.scenario = scenario

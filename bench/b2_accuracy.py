@@ -22,10 +22,10 @@ from bench.common import (
     summary,
     write_result,
 )
-from prober.browser import DEFAULT_ARGS
-from prober.pool import Prewarm
-from prober.runner import WorkerRunner
-from prober.secrets import Redactor
+from prober.contracts.secrets import Redactor
+from prober.supervise.browser import DEFAULT_ARGS
+from prober.supervise.pool import Prewarm
+from prober.supervise.runner import WorkerRunner
 
 DELAY = 0.300
 DELAYED_PATH = "/idp/authorize"

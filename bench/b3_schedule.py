@@ -14,12 +14,12 @@ import time
 from typing import Any
 
 from bench.common import BROWSER, demo_scenario, load, pct, serve_target, summary, write_result
-from prober.browser import DEFAULT_ARGS
-from prober.config import Scenario
-from prober.result import Outcome, RunResult
-from prober.runner import WorkerRunner
-from prober.scheduler import RunFunction, Scheduler
-from prober.secrets import Redactor
+from prober.contracts.config import Scenario
+from prober.contracts.result import Outcome, RunResult
+from prober.contracts.secrets import Redactor
+from prober.schedule.scheduler import RunFunction, Scheduler
+from prober.supervise.browser import DEFAULT_ARGS
+from prober.supervise.runner import WorkerRunner
 
 
 class Timeline:

@@ -22,10 +22,10 @@ import psutil
 from playwright.async_api import async_playwright
 
 from bench.common import BROWSER, baseline_run, demo_scenario, load, serve_target, write_result
-from prober import processes
-from prober.browser import DEFAULT_ARGS
-from prober.runner import WorkerRunner
-from prober.secrets import Redactor
+from prober.contracts.secrets import Redactor
+from prober.supervise import processes
+from prober.supervise.browser import DEFAULT_ARGS
+from prober.supervise.runner import WorkerRunner
 
 MB = 1024 * 1024
 ROOT = Path(__file__).resolve().parent.parent

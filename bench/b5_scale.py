@@ -20,22 +20,28 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from bench.common import BROWSER, baseline_run, demo_scenario, load, serve_target, summary
 from bench.common import write_result as write
-from prober.browser import DEFAULT_ARGS
-from prober.config import Scenario
-from prober.metrics import ProberMetrics
-from prober.result import Outcome, Reason, RunResult, StepResult
-from prober.runner import WorkerRunner
-from prober.scheduler import Scheduler
-from prober.secrets import Redactor
-from prober.server import Health, make_app
-from prober.settings import DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS
+from prober.contracts.config import Scenario
+from prober.contracts.result import Outcome, Reason, RunResult, StepResult
+from prober.contracts.secrets import Redactor
+from prober.http.server import Health, make_app
+from prober.record.metrics import ProberMetrics
+from prober.schedule.scheduler import Scheduler
+from prober.settings import (
+    DEFAULT_PAGE_TIMING_BUCKETS,
+    DEFAULT_SCENARIO_BUCKETS,
+    DEFAULT_STEP_BUCKETS,
+)
+from prober.supervise.browser import DEFAULT_ARGS
+from prober.supervise.runner import WorkerRunner
 
 
 def filled_registry(
     scenarios: int, steps: int, runs: int
 ) -> tuple[CollectorRegistry, ProberMetrics]:
     registry = CollectorRegistry()
-    metrics = ProberMetrics(registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS)
+    metrics = ProberMetrics(
+        registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS, DEFAULT_PAGE_TIMING_BUCKETS
+    )
     rng = random.Random(5)
     for s in range(scenarios):
         name = f"scenario-{s:03d}"

@@ -22,9 +22,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from playwright.async_api import Playwright
 
-from prober.browser import DEFAULT_ARGS, browser_version, find_browser, playwright_version
-from prober.config import Scenario, load_config
+from prober.contracts.config import Scenario, load_config
 from prober.demo.site import make_app
+from prober.supervise.browser import DEFAULT_ARGS, browser_version, find_browser, playwright_version
 
 RESULTS = Path(__file__).resolve().parent / "results"
 USER = "probe-user"

@@ -16,13 +16,13 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import ValidationError
 
-from prober import processes
-from prober.config import Config, ConfigError, load_config
+from prober.contracts.config import Config, ConfigError, load_config
+from prober.contracts.secrets import Redactor
 from prober.logs import setup_logging
-from prober.secrets import Redactor
+from prober.schedule.sharding import ShardError
 from prober.service import locate_browser, make_runner, serve
 from prober.settings import Settings
-from prober.sharding import ShardError
+from prober.supervise import processes
 
 EXIT_BAD_INPUT = 2
 

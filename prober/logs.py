@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from prober.secrets import Redactor
+from prober.contracts.secrets import Redactor
 
 # Attributes every LogRecord has; anything else came from `extra=` and is a field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}

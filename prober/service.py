@@ -11,29 +11,31 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from prober import __version__, api, processes, statuspage
-from prober.artifacts import ArtifactRetention, ArtifactStore
-from prober.browser import (
+from prober import __version__
+from prober.contracts.config import Config, Scenario
+from prober.contracts.result import RunResult
+from prober.contracts.secrets import Redactor
+from prober.http import api, statuspage
+from prober.http.ratelimit import TriggerLimiter
+from prober.http.server import Health, make_app
+from prober.logs import set_redactor
+from prober.record.history import History, Retention
+from prober.record.metrics import ProberMetrics
+from prober.schedule.reload import ConfigReloader
+from prober.schedule.scheduler import Scheduler
+from prober.schedule.sharding import shard_from_settings
+from prober.settings import Settings, parse_listen
+from prober.supervise import processes
+from prober.supervise.artifacts import ArtifactRetention, ArtifactStore
+from prober.supervise.browser import (
     DEFAULT_ARGS,
     BrowserNotFoundError,
     browser_version,
     find_browser,
     playwright_version,
 )
-from prober.config import Config, Scenario
-from prober.history import History, Retention
-from prober.logs import set_redactor
-from prober.metrics import ProberMetrics
-from prober.pool import Prewarm
-from prober.ratelimit import TriggerLimiter
-from prober.reload import ConfigReloader
-from prober.result import RunResult
-from prober.runner import WorkerRunner
-from prober.scheduler import Scheduler
-from prober.secrets import Redactor
-from prober.server import Health, make_app
-from prober.settings import Settings, parse_listen
-from prober.sharding import shard_from_settings
+from prober.supervise.pool import Prewarm
+from prober.supervise.runner import WorkerRunner
 
 log = logging.getLogger(__name__)
 ORPHAN_REAP_SECONDS = 5.0
@@ -146,8 +148,8 @@ async def serve(
         registry,
         settings.scenario_buckets,
         settings.step_buckets,
-        settings.location,
         settings.page_timing_buckets,
+        settings.location,
     )
     metrics.set_build_info(
         __version__, playwright_version(), browser_version(browser) if browser else "unknown"
@@ -181,7 +183,15 @@ async def serve(
         registry, Health(alive=scheduler.healthy, browser_problem=browser_state), metrics
     )
     api.install(app, make_api(settings, scheduler, history, redact))
-    statuspage.install(app)
+    statuspage.install(
+        app,
+        statuspage.StatusSource(
+            scheduler,
+            history,
+            redact,
+            settings.data_dir / "artifacts" if settings.data_dir else None,
+        ),
+    )
     web_runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await web_runner.setup()
     host, port = parse_listen(settings.listen)
@@ -202,7 +212,7 @@ async def serve(
     runner.start()
     scheduler.start(select(config.scenarios))
     reaper = asyncio.create_task(_reap_orphans(runner))
-    reloader = ConfigReloader(config, scheduler, metrics, runner, select)
+    reloader = ConfigReloader(config, scheduler, metrics, redact, select)
     watcher = asyncio.create_task(reloader.watch(settings.config_poll_interval))
 
     signals = asyncio.Queue[int]()

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from prober.durations import Duration
+from prober.contracts.durations import Duration
 
 # Browser flows take tens of milliseconds per step up to a minute per run.
 DEFAULT_SCENARIO_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120)
@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     api_trigger_cooldown: Duration = 10.0
     api_triggers_per_minute: int = Field(default=10, ge=1, le=600)
     # What `prober serve` starts ahead of each run during the idle interval (see
-    # prober/pool.py): `browser` makes a tick cost about what a bare Playwright script's
+    # prober/supervise/pool.py): `browser` makes a tick cost about what a bare Playwright script's
     # run costs, for one idle browser per concurrency slot; `none` starts each worker cold.
     prewarm: Literal["none", "driver", "browser"] = "browser"
     # Live reload: how often the scenario file's resolved path, inode and mtime are checked.

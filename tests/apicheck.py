@@ -1,4 +1,4 @@
-"""Checks every API response the tests see against prober/openapi.yaml.
+"""Checks every API response the tests see against prober/http/openapi.yaml.
 
 The document is the contract users code against, so the tests hold the server to it:
 an undocumented status, content type or header, or a body off its schema, fails.
@@ -15,7 +15,7 @@ import yaml
 from multidict import CIMultiDictProxy
 
 SPEC: dict[str, Any] = yaml.safe_load(
-    resources.files("prober").joinpath("openapi.yaml").read_text(encoding="utf-8")
+    resources.files("prober.http").joinpath("openapi.yaml").read_text(encoding="utf-8")
 )
 _PATHS = [
     (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"), template)

@@ -14,12 +14,12 @@ import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from prober import processes
-from prober.browser import DEFAULT_ARGS, find_browser
-from prober.config import Config, load_config
+from prober.contracts.config import Config, load_config
+from prober.contracts.secrets import Redactor
 from prober.demo.site import make_app
-from prober.runner import WorkerRunner
-from prober.secrets import Redactor
+from prober.supervise import processes
+from prober.supervise.browser import DEFAULT_ARGS, find_browser
+from prober.supervise.runner import WorkerRunner
 
 USER = "probe-user"
 PASSWORD = "s3cr&t pa%ss+wörd/?="

@@ -5,8 +5,8 @@ import random
 import time
 from collections.abc import Iterable
 
-from prober.config import Scenario
-from prober.result import Outcome, Reason, RunResult, StepResult
+from prober.contracts.config import Scenario
+from prober.contracts.result import Outcome, Reason, RunResult, StepResult
 
 
 class FakeRun:

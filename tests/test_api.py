@@ -1,4 +1,4 @@
-"""The /api endpoints over real HTTP, every response checked against prober/openapi.yaml."""
+"""The /api endpoints over real HTTP, every response checked against prober/http/openapi.yaml."""
 
 import asyncio
 import time
@@ -11,15 +11,15 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from prober import api, statuspage
-from prober.config import Config
-from prober.history import History, Retention
-from prober.metrics import ProberMetrics
-from prober.ratelimit import TriggerLimiter
-from prober.result import Outcome, RunResult
-from prober.scheduler import Scheduler
-from prober.secrets import Redactor
-from prober.server import Health, make_app
+from prober.contracts.config import Config
+from prober.contracts.result import Outcome, RunResult
+from prober.contracts.secrets import Redactor
+from prober.http import api, statuspage
+from prober.http.ratelimit import TriggerLimiter
+from prober.http.server import Health, make_app
+from prober.record.history import History, Retention
+from prober.record.metrics import ProberMetrics
+from prober.schedule.scheduler import Scheduler
 from prober.service import RunRecorder
 from tests.apicheck import SPEC, ApiClient, Reply, template_for
 from tests.conftest import PASSWORD, sign_in_scenario
@@ -72,24 +72,27 @@ async def serve_api(
         data_dir = tmp_path / "data"
         fake = FakeRun(outcomes)
         history = await History.open(data_dir, Retention(3600.0, 7200.0), lambda: None)
-        metrics = ProberMetrics(CollectorRegistry(), (1.0,), (1.0,))
+        metrics = ProberMetrics(CollectorRegistry(), (1.0,), (1.0,), (1.0,))
         scheduler = Scheduler(
             fake, RunRecorder(metrics, history), 2, max_start_offset=3600.0, rng=NoScheduledRuns()
         )
         scheduler.start(config.scenarios)
         app = make_app(CollectorRegistry(), Health(lambda: True, lambda: None))
+        redact = Redactor([*config.secrets, TOKEN])
         api.install(
             app,
             api.Api(
                 scheduler=scheduler,
                 history=history,
-                redact=Redactor([*config.secrets, TOKEN]),
+                redact=redact,
                 token=token,
                 artifacts_dir=data_dir / "artifacts",
                 limiter=TriggerLimiter(cooldown, per_minute),
             ),
         )
-        statuspage.install(app)
+        statuspage.install(
+            app, statuspage.StatusSource(scheduler, history, redact, data_dir / "artifacts")
+        )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

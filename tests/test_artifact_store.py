@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from prober.artifacts import STAGING, ArtifactRetention, ArtifactStore
-from prober.config import Scenario
-from prober.result import Outcome
-from prober.runner import WorkerRunner
-from prober.secrets import Redactor
+from prober.contracts.artifacts import STAGING
+from prober.contracts.config import Scenario
+from prober.contracts.result import Outcome
+from prober.contracts.secrets import Redactor
+from prober.supervise.artifacts import ArtifactRetention, ArtifactStore
+from prober.supervise.runner import WorkerRunner
 
 STUB = Path(__file__).parent / "stubs" / "artifact_stub.py"
 NOW = 1_800_000_000.0
@@ -105,7 +106,7 @@ def test_trouble_is_logged_when_it_starts_and_when_it_ends(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = store_at(tmp_path)
-    caplog.set_level(logging.INFO, logger="prober.artifacts")
+    caplog.set_level(logging.INFO, logger="prober.supervise.artifacts")
     full = "OSError: [Errno 28] No space left on device"
 
     for run_id, error in (("a", full), ("b", full), ("c", full), ("d", None), ("e", None)):

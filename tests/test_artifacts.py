@@ -11,12 +11,17 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from prober.artifacts import STAGING, ArtifactRetention, ArtifactStore
-from prober.config import Config, load_config
-from prober.metrics import ProberMetrics
-from prober.result import Outcome, Reason, RunResult
-from prober.runner import WorkerRunner
-from prober.settings import DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS
+from prober.contracts.artifacts import STAGING
+from prober.contracts.config import Config, load_config
+from prober.contracts.result import Outcome, Reason, RunResult
+from prober.record.metrics import ProberMetrics
+from prober.settings import (
+    DEFAULT_PAGE_TIMING_BUCKETS,
+    DEFAULT_SCENARIO_BUCKETS,
+    DEFAULT_STEP_BUCKETS,
+)
+from prober.supervise.artifacts import ArtifactRetention, ArtifactStore
+from prober.supervise.runner import WorkerRunner
 from tests.artifact_checks import count_color, leaks, png_size
 from tests.conftest import PASSWORD, SIGN_IN_STEPS, USER
 
@@ -200,7 +205,7 @@ async def test_unusable_data_dir_is_reported_and_counted_but_never_stops_probing
     store = ArtifactStore(tmp_path / "data" / "artifacts", ArtifactRetention(3600.0, 1 << 30))
     config = load(scenario_file(write_config, FAIL_AFTER_SIGN_IN))
     runner = make_runner(config, artifacts=store)
-    caplog.set_level(logging.WARNING, logger="prober.artifacts")
+    caplog.set_level(logging.WARNING, logger="prober.supervise.artifacts")
 
     result = await runner.run(config.scenario("probe"))
 
@@ -212,7 +217,9 @@ async def test_unusable_data_dir_is_reported_and_counted_but_never_stops_probing
         "cannot keep failure artifacts; probing continues without them"
     ]
     registry = CollectorRegistry()
-    metrics = ProberMetrics(registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS)
+    metrics = ProberMetrics(
+        registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS, DEFAULT_PAGE_TIMING_BUCKETS
+    )
     metrics.record(result, ended_at=0.0)
     failures = registry.get_sample_value("prober_artifact_failures_total", {"scenario": "probe"})
     assert failures == 1.0

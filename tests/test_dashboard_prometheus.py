@@ -40,7 +40,7 @@ import psutil
 import pytest
 import yaml
 
-from prober import processes
+from prober.supervise import processes
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "dashboards/grafana.json"

@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from prober import processes
+from prober.supervise import processes
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"

@@ -11,10 +11,14 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from prober.metrics import ProberMetrics
-from prober.result import Outcome, PageTiming, RunResult, StepResult
-from prober.server import Health, make_app
-from prober.settings import DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS
+from prober.contracts.result import Outcome, PageTiming, RunResult, StepResult
+from prober.http.server import Health, make_app
+from prober.record.metrics import ProberMetrics
+from prober.settings import (
+    DEFAULT_PAGE_TIMING_BUCKETS,
+    DEFAULT_SCENARIO_BUCKETS,
+    DEFAULT_STEP_BUCKETS,
+)
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 RUN_ID = "20261124T070512Z-3f9a1c2b"
@@ -24,7 +28,11 @@ RUN_ID = "20261124T070512Z-3f9a1c2b"
 async def metrics_url() -> AsyncIterator[str]:
     registry = CollectorRegistry()
     metrics = ProberMetrics(
-        registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS, location="eu-west"
+        registry,
+        DEFAULT_SCENARIO_BUCKETS,
+        DEFAULT_STEP_BUCKETS,
+        DEFAULT_PAGE_TIMING_BUCKETS,
+        location="eu-west",
     )
     metrics.record(
         RunResult(

@@ -10,11 +10,15 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from prober.exposition import MAX_STALENESS_SECONDS
-from prober.metrics import ProberMetrics
-from prober.result import Outcome, RunResult, StepResult
-from prober.server import Health, make_app
-from prober.settings import DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS
+from prober.contracts.result import Outcome, RunResult, StepResult
+from prober.http.exposition import MAX_STALENESS_SECONDS
+from prober.http.server import Health, make_app
+from prober.record.metrics import ProberMetrics
+from prober.settings import (
+    DEFAULT_PAGE_TIMING_BUCKETS,
+    DEFAULT_SCENARIO_BUCKETS,
+    DEFAULT_STEP_BUCKETS,
+)
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
@@ -22,7 +26,9 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[str, ProberMetrics]]:
     registry = CollectorRegistry()
-    metrics = ProberMetrics(registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS)
+    metrics = ProberMetrics(
+        registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS, DEFAULT_PAGE_TIMING_BUCKETS
+    )
     runner = web.AppRunner(make_app(registry, Health(lambda: True, lambda: None), metrics))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -22,14 +22,18 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from prober.config import Config, load_config
-from prober.history import History, Retention
-from prober.metrics import ProberMetrics
-from prober.result import Outcome, Reason, RunResult
-from prober.runner import MAX_GARBAGE_LINES, WorkerRunner
-from prober.scheduler import Scheduler
-from prober.secrets import Redactor
-from prober.settings import DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS
+from prober.contracts.config import Config, load_config
+from prober.contracts.result import Outcome, Reason, RunResult
+from prober.contracts.secrets import Redactor
+from prober.record.history import History, Retention
+from prober.record.metrics import ProberMetrics
+from prober.schedule.scheduler import Scheduler
+from prober.settings import (
+    DEFAULT_PAGE_TIMING_BUCKETS,
+    DEFAULT_SCENARIO_BUCKETS,
+    DEFAULT_STEP_BUCKETS,
+)
+from prober.supervise.runner import MAX_GARBAGE_LINES, WorkerRunner
 from tests.conftest import SIGN_IN_STEPS, Target
 from tests.helpers import STUB_WORKER, stub_scenario, wait_until
 from tests.test_reload import CountingRecorder
@@ -54,7 +58,9 @@ def one_step(url: str, *more: str, timeout: str = "15s") -> str:
 def recorded(result: RunResult) -> CollectorRegistry:
     """Record the result as `prober serve` would; the registry shows what alerts see."""
     registry = CollectorRegistry()
-    metrics = ProberMetrics(registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS)
+    metrics = ProberMetrics(
+        registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS, DEFAULT_PAGE_TIMING_BUCKETS
+    )
     metrics.record(result, ended_at=0.0)
     return registry
 
@@ -378,7 +384,9 @@ async def test_faulty_scenarios_never_stop_the_scheduler_or_lose_a_run(
         )
     )
     registry = CollectorRegistry()
-    metrics = ProberMetrics(registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS)
+    metrics = ProberMetrics(
+        registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS, DEFAULT_PAGE_TIMING_BUCKETS
+    )
     metrics.configure(config.scenarios)
     history = await History.open(None, Retention(3600.0, 3600.0), lambda: None)
     recorder = CountingRecorder(metrics, history)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from prober.history import DB_NAME, History, MemoryStore, Retention, RunRecord, SqliteStore
-from prober.result import Outcome, Reason, RunResult, StepResult
+from prober.contracts.result import Outcome, Reason, RunResult, StepResult
+from prober.record.history import DB_NAME, History, MemoryStore, Retention, RunRecord, SqliteStore
 
 DAY = 86400.0
 RETENTION = Retention(success_seconds=7 * DAY, failure_seconds=30 * DAY)

@@ -4,15 +4,21 @@ import time
 
 from prometheus_client import CollectorRegistry
 
-from prober.config import Scenario
-from prober.metrics import ProberMetrics
-from prober.result import Outcome, Reason, RunResult, StepResult
-from prober.settings import DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS
+from prober.contracts.config import Scenario
+from prober.contracts.result import Outcome, Reason, RunResult, StepResult
+from prober.record.metrics import ProberMetrics
+from prober.settings import (
+    DEFAULT_PAGE_TIMING_BUCKETS,
+    DEFAULT_SCENARIO_BUCKETS,
+    DEFAULT_STEP_BUCKETS,
+)
 
 
 def fresh() -> tuple[CollectorRegistry, ProberMetrics]:
     registry = CollectorRegistry()
-    return registry, ProberMetrics(registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS)
+    return registry, ProberMetrics(
+        registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS, DEFAULT_PAGE_TIMING_BUCKETS
+    )
 
 
 def test_a_crash_counts_as_a_step_failure_but_not_against_the_target() -> None:

@@ -7,13 +7,17 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from prober.config import Config, load_config
-from prober.metrics import ProberMetrics
-from prober.result import Outcome, PageTiming, RunResult
-from prober.runner import WorkerRunner, _RunTracker
-from prober.secrets import Redactor
-from prober.settings import DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS
-from prober.timings import PHASES, from_event
+from prober.contracts.config import Config, load_config
+from prober.contracts.protocol import PHASES, page_timing_from_event
+from prober.contracts.result import Outcome, PageTiming, RunResult
+from prober.contracts.secrets import Redactor
+from prober.record.metrics import ProberMetrics
+from prober.settings import (
+    DEFAULT_PAGE_TIMING_BUCKETS,
+    DEFAULT_SCENARIO_BUCKETS,
+    DEFAULT_STEP_BUCKETS,
+)
+from prober.supervise.runner import WorkerRunner, _RunTracker
 from tests.conftest import SIGN_IN_STEPS, Target
 
 Load = Callable[[Path], Config]
@@ -70,7 +74,9 @@ async def test_every_navigation_is_timed_and_owned_by_the_step_that_started_it(
         assert timing.cumulative_layout_shift == 0.0
 
     registry = CollectorRegistry()
-    metrics = ProberMetrics(registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS)
+    metrics = ProberMetrics(
+        registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS, DEFAULT_PAGE_TIMING_BUCKETS
+    )
     metrics.record(result, ended_at=0.0)
     for step in ("app_page_loaded", "idp_page_loaded", "credentials_accepted"):
         for phase in PHASES:
@@ -143,13 +149,17 @@ def test_page_timing_events_are_checked_before_they_become_labels() -> None:
         PageTiming("home", {"ttfb": 0.02, "load": 0.1}, cumulative_layout_shift=0.01)
     ]
     assert tracker.garbage_lines == 0
-    assert from_event({"step": "home", "ttfb": True}) is None
+    assert page_timing_from_event({"step": "home", "ttfb": True}) is None
 
 
 def test_worst_layout_shift_of_a_step_and_location_label() -> None:
     registry = CollectorRegistry()
     metrics = ProberMetrics(
-        registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS, location="eu-west"
+        registry,
+        DEFAULT_SCENARIO_BUCKETS,
+        DEFAULT_STEP_BUCKETS,
+        DEFAULT_PAGE_TIMING_BUCKETS,
+        location="eu-west",
     )
     result = RunResult(
         scenario="shop",

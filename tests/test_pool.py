@@ -10,13 +10,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from prober import processes
-from prober.config import Config
-from prober.pool import Worker
-from prober.result import Outcome
-from prober.runner import WorkerRunner
+from prober.contracts.config import Config
+from prober.contracts.result import Outcome
 from prober.service import serve
 from prober.settings import Settings
+from prober.supervise import processes
+from prober.supervise.pool import Worker
+from prober.supervise.runner import WorkerRunner
 from tests.conftest import sign_in_scenario
 
 SIGN_IN = "scenarios:\n" + sign_in_scenario("sign-in", timeout="30s")

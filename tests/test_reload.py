@@ -10,16 +10,21 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from prober.config import Scenario, load_config
-from prober.history import History, Retention
-from prober.metrics import ProberMetrics
-from prober.reload import ConfigReloader, fingerprint
-from prober.result import RunResult
-from prober.runner import WorkerRunner
-from prober.scheduler import Scheduler
-from prober.secrets import Redactor
+from prober.contracts.config import Scenario, load_config
+from prober.contracts.result import RunResult
+from prober.contracts.secrets import Redactor
+from prober.record.history import History, Retention
+from prober.record.metrics import ProberMetrics
+from prober.schedule.reload import ConfigReloader, fingerprint
+from prober.schedule.scheduler import Scheduler
 from prober.service import RunRecorder, make_runner
-from prober.settings import DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS, Settings
+from prober.settings import (
+    DEFAULT_PAGE_TIMING_BUCKETS,
+    DEFAULT_SCENARIO_BUCKETS,
+    DEFAULT_STEP_BUCKETS,
+    Settings,
+)
+from prober.supervise.runner import WorkerRunner
 from tests.helpers import STUB_WORKER, publish, stub_scenario, wait_until
 
 
@@ -71,7 +76,9 @@ async def probe(tmp_path: Path) -> AsyncIterator[Probe]:
     )
     config = load_config(path)
     registry = CollectorRegistry()
-    metrics = ProberMetrics(registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS)
+    metrics = ProberMetrics(
+        registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS, DEFAULT_PAGE_TIMING_BUCKETS
+    )
     metrics.configure(config.scenarios)
     metrics.config_loaded(True, 1.0)
     runner = WorkerRunner(
@@ -81,7 +88,7 @@ async def probe(tmp_path: Path) -> AsyncIterator[Probe]:
     recorder = CountingRecorder(metrics, history)
     scheduler = Scheduler(runner.run, recorder, max_concurrency=4, max_start_offset=0)
     scheduler.start(config.scenarios)
-    reloader = ConfigReloader(config, scheduler, metrics, runner)
+    reloader = ConfigReloader(config, scheduler, metrics, runner.redact)
     probe = Probe(mount, registry, scheduler, reloader, recorder)
     probe.tasks.append(asyncio.create_task(reloader.watch(0.1)))
     yield probe
@@ -147,7 +154,7 @@ async def test_invalid_file_keeps_the_old_scenarios_and_says_why(
 async def test_a_request_reloads_even_when_the_file_looks_unchanged(
     probe: Probe, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="prober.reload")
+    caplog.set_level(logging.INFO, logger="prober.schedule.reload")
     probe.reloader.request()
     await wait_until(lambda: any(getattr(r, "trigger", None) == "SIGHUP" for r in caplog.records))
     assert probe.value("prober_config_last_reload_successful") == 1

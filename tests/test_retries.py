@@ -5,11 +5,11 @@ import asyncio
 import pytest
 from prometheus_client import CollectorRegistry
 
-from prober.config import Scenario
-from prober.history import History, Retention
-from prober.metrics import ProberMetrics
-from prober.result import Outcome
-from prober.scheduler import ScenarioBusyError, Scheduler
+from prober.contracts.config import Scenario
+from prober.contracts.result import Outcome
+from prober.record.history import History, Retention
+from prober.record.metrics import ProberMetrics
+from prober.schedule.scheduler import ScenarioBusyError, Scheduler
 from prober.service import RunRecorder
 from tests.fakes import FakeRun, NoScheduledRuns
 
@@ -33,7 +33,7 @@ async def run_once(
 ) -> tuple[CollectorRegistry, list[tuple[str, int]]]:
     """One run (with its retries) through the real scheduler, recorder and history."""
     registry = CollectorRegistry()
-    metrics = ProberMetrics(registry, (1.0, 10.0), (1.0, 10.0))
+    metrics = ProberMetrics(registry, (1.0, 10.0), (1.0, 10.0), (1.0, 10.0))
     metrics.configure([config])
     history = await History.open(None, RETENTION, lambda: None)
     scheduler = Scheduler(
@@ -100,7 +100,11 @@ async def test_retries_hold_the_scenario_lock() -> None:
     history = await History.open(None, RETENTION, lambda: None)
     registry = CollectorRegistry()
     scheduler = Scheduler(
-        fake, RunRecorder(ProberMetrics(registry, (1,), (1,)), history), 1, 3600, NoScheduledRuns()
+        fake,
+        RunRecorder(ProberMetrics(registry, (1,), (1,), (1,)), history),
+        1,
+        3600,
+        NoScheduledRuns(),
     )
     scheduler.start([config])
     first = asyncio.create_task(scheduler.run_now("login"))

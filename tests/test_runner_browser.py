@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-from prober.config import Config
-from prober.result import Outcome, Reason
-from prober.runner import WorkerRunner
+from prober.contracts.config import Config
+from prober.contracts.result import Outcome, Reason
+from prober.supervise.runner import WorkerRunner
 from tests.conftest import PASSWORD, SIGN_IN_STEP_NAMES, Target, sign_in_scenario
 
 Load = Callable[[Path], Config]
@@ -201,8 +201,8 @@ async def test_script_that_cannot_import_is_an_error_not_a_target_failure(
 
 
 async def test_missing_browser_is_an_error(write_config: Callable[[str], Path], load: Load) -> None:
-    from prober.browser import DEFAULT_ARGS
-    from prober.secrets import Redactor
+    from prober.contracts.secrets import Redactor
+    from prober.supervise.browser import DEFAULT_ARGS
 
     config = load(write_config(sign_in()))
     runner = WorkerRunner("/nonexistent/chromium", DEFAULT_ARGS, Redactor(config.secrets))

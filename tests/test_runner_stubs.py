@@ -7,10 +7,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from prober.config import Scenario
-from prober.result import Outcome, Reason
-from prober.runner import WorkerRunner
-from prober.secrets import Redactor
+from prober.contracts.config import Scenario
+from prober.contracts.result import Outcome, Reason
+from prober.contracts.secrets import Redactor
+from prober.supervise.runner import WorkerRunner
 
 STUB = Path(__file__).parent / "stubs" / "worker_stub.py"
 SCENARIO = Scenario.model_validate(

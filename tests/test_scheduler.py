@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from prober.config import Scenario
-from prober.result import Outcome, RunResult
-from prober.scheduler import ScenarioBusyError, Scheduler
+from prober.contracts.config import Scenario
+from prober.contracts.result import Outcome, RunResult
+from prober.schedule.scheduler import ScenarioBusyError, Scheduler
 
 
 def scenario(name: str, interval: str = "200ms", timeout: str = "5s") -> Scenario:

@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from prober.config import Config
-from prober.history import DB_NAME
+from prober.contracts.config import Config
+from prober.record.history import DB_NAME
 from prober.service import serve
 from prober.settings import Settings
 from tests.apicheck import ApiClient

@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
-from prober.config import Scenario
-from prober.sharding import Shard, ShardError, owners, shard_from_settings
+from prober.contracts.config import Scenario
+from prober.schedule.sharding import Shard, ShardError, owners, shard_from_settings
 
 NAMES = [f"scenario-{i:04d}" for i in range(1000)]
 

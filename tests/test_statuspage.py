@@ -7,8 +7,8 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-from prober import processes
-from prober.result import Outcome, Reason, RunResult, StepResult
+from prober.contracts.result import Outcome, Reason, RunResult, StepResult
+from prober.supervise import processes
 from tests.conftest import PASSWORD
 from tests.test_api import ServerFactory, serve_api  # noqa: F401  (fixture)
 

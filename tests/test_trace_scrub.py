@@ -5,8 +5,8 @@ import json
 import zipfile
 from pathlib import Path
 
-from prober.capture import scrub_trace
-from prober.secrets import MASK, Redactor
+from prober.contracts.secrets import MASK, Redactor
+from prober.worker.capture import scrub_trace
 from tests.artifact_checks import spellings, text_spellings
 
 # Characters that each encoder treats differently: form encoding keeps `*` and escapes

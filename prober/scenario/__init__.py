@@ -1,1 +1,1 @@
-"""What a scenario author touches: the declarative actions and the Python `step()` API."""
+"""What a script author touches: the Python `step()` API (prober.scenario.api)."""

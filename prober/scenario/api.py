@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from playwright.async_api import Page
 
-from prober.config import STEP_NAME
+from prober.contracts.config import STEP_NAME
 
 # Step names become metric labels; a script looping over `step(f"item_{i}")` must not
 # be able to explode the series count.

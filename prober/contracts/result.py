@@ -1,8 +1,15 @@
 """The outcome of one run: what metrics, logs, `prober run` and history are built from."""
 
+import secrets
+import time
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
+
+
+def new_run_id() -> str:
+    """Sortable and readable in artifact names: `20261124T070512Z-3f9a1c2b`."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
 
 
 class Outcome(StrEnum):
@@ -34,7 +41,10 @@ class StepResult:
 
 @dataclass(frozen=True)
 class PageTiming:
-    """One document the run loaded, owned by the step that navigated to it (prober.timings)."""
+    """One document the run loaded, owned by the step that navigated to it.
+
+    Measured in the worker (prober.worker.timings).
+    """
 
     step: str
     # Seconds from the navigation's start, for each phase the document reached.

@@ -15,10 +15,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from prober.api import API_KEY, artifact_url
-from prober.history import RunRecord
-from prober.result import Outcome
-from prober.secrets import Redactor
+from prober.contracts.result import Outcome
+from prober.contracts.secrets import Redactor
+from prober.http.api import artifact_url
+from prober.record.history import History, RunRecord
+from prober.schedule.scheduler import Scheduler
 
 CHART_RUNS = 40
 FAILURES_SHOWN = 5
@@ -58,28 +59,42 @@ class ScenarioView:
     present: frozenset[str] = frozenset()  # artifact files of `failures` still on disk
 
 
-def install(app: web.Application) -> None:
-    """Serve the page at `/`; needs prober.api.install on the same app first."""
+@dataclass(frozen=True)
+class StatusSource:
+    """What the page reads: the same scheduler, history and redactor the API uses."""
+
+    scheduler: Scheduler
+    history: History
+    redact: Redactor
+    artifacts_dir: Path | None
+
+
+SOURCE_KEY = web.AppKey("status_source", StatusSource)
+
+
+def install(app: web.Application, source: StatusSource) -> None:
+    """Serve the page at `/`."""
+    app[SOURCE_KEY] = source
     app.router.add_get("/", handle)
 
 
 async def handle(request: web.Request) -> web.Response:
-    api = request.app[API_KEY]
+    source = request.app[SOURCE_KEY]
     views = []
-    for name, scenario in sorted(api.scheduler.scenarios.items()):
-        failures = await api.history.runs(scenario=name, results=FAILED, limit=FAILURES_SHOWN)
+    for name, scenario in sorted(source.scheduler.scenarios.items()):
+        failures = await source.history.runs(scenario=name, results=FAILED, limit=FAILURES_SHOWN)
         views.append(
             ScenarioView(
                 name=name,
                 interval=scenario.interval,
                 timeout=scenario.timeout,
-                running=api.scheduler.is_running(name),
-                recent=await api.history.runs(scenario=name, limit=CHART_RUNS),
+                running=source.scheduler.is_running(name),
+                recent=await source.history.runs(scenario=name, limit=CHART_RUNS),
                 failures=failures,
-                present=_present(api.artifacts_dir, failures),
+                present=_present(source.artifacts_dir, failures),
             )
         )
-    page = render(views, api.redact, degraded=api.history.degraded, now=time.time())
+    page = render(views, source.redact, degraded=source.history.degraded, now=time.time())
     return web.Response(
         text=page, content_type="text/html", headers={"Content-Security-Policy": CSP}
     )

@@ -6,7 +6,7 @@
   not count towards its duration.
 - Start times are spread by a random offset so a restart does not launch all at once.
 - Nothing a run does (fail, hang, crash, raise) can stop its loop or another scenario's.
-- A failed run may be retried (`retries`, policy in prober/retries.py); every attempt is
+- A failed run may be retried (`retries`, policy in prober/schedule/retries.py); every attempt is
   a run of its own for the observer, inside the same lock and browser slot.
 - `stop()` stops scheduling, lets in-flight runs finish within a grace period, then
   cancels them (the runner kills their process trees on cancellation).
@@ -20,10 +20,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import Protocol
 
-from prober.config import Scenario
-from prober.result import Outcome, RunResult
-from prober.retries import should_retry
-from prober.runner import new_run_id
+from prober.contracts.config import Scenario
+from prober.contracts.result import Outcome, RunResult, new_run_id
+from prober.schedule.retries import should_retry
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ attempt succeeds; `prober_scenario_last_successful` follows the final attempt.
   about one interval plus one timeout.
 """
 
-from prober.config import Scenario
-from prober.result import Outcome, RunResult
+from prober.contracts.config import Scenario
+from prober.contracts.result import Outcome, RunResult
 
 RETRIED = frozenset({Outcome.FAILURE, Outcome.TIMEOUT})
 

@@ -1,5 +1,5 @@
-"""The JSON API under /api, documented in prober/openapi.yaml (the status page at / is
-prober.statuspage).
+"""The JSON API under /api, documented in prober/http/openapi.yaml (the status page at / is
+prober.http.statuspage).
 
 Reads are unauthenticated, like /metrics: they show what the prober sees, with every
 value that came from the environment masked. Triggering a run launches a browser against
@@ -26,12 +26,11 @@ from urllib.parse import quote
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from prober.history import History, RunRecord
-from prober.ratelimit import TriggerLimiter
-from prober.result import Outcome
-from prober.runner import new_run_id
-from prober.scheduler import ScenarioBusyError, Scheduler
-from prober.secrets import Redactor
+from prober.contracts.result import Outcome, new_run_id
+from prober.contracts.secrets import Redactor
+from prober.http.ratelimit import TriggerLimiter
+from prober.record.history import History, RunRecord
+from prober.schedule.scheduler import ScenarioBusyError, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ API_KEY = web.AppKey("api", Api)
 
 
 def install(app: web.Application, api: Api) -> None:
-    """Add the API routes to the app from prober.server.make_app (before it starts)."""
+    """Add the API routes to the app from prober.http.server.make_app (before it starts)."""
     app[API_KEY] = api
     app.middlewares.append(_json_errors)
     app.on_cleanup.append(_cancel_triggered)
@@ -114,7 +113,7 @@ def masked(value: Any, redact: Redactor) -> Any:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    text = resources.files("prober").joinpath("openapi.yaml").read_text(encoding="utf-8")
+    text = resources.files("prober.http").joinpath("openapi.yaml").read_text(encoding="utf-8")
     return web.Response(text=text, content_type="application/yaml")
 
 

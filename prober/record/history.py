@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from prober.result import Outcome, Reason, RunResult, StepResult
+from prober.contracts.result import Outcome, Reason, RunResult, StepResult
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ scheduler's idle interval instead; the tick only hands it the scenario.
 
 Isolation is unchanged: a pooled worker serves exactly one run and then exits (or is
 killed with its whole tree, like any worker). It carries a tag of its own in its
-environment until then, so the kill-by-tag of prober/processes.py finds its processes.
+environment until then, so the kill-by-tag of prober/supervise/processes.py finds its processes.
 A worker that died while waiting is discarded and the run starts a cold worker.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from prober import processes
+from prober.supervise import processes
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
-from prober.config import Config, ConfigError, Scenario, load_config
-from prober.metrics import ProberMetrics
-from prober.runner import WorkerRunner
-from prober.scheduler import Scheduler
+from prober.contracts.config import Config, ConfigError, Scenario, load_config
+from prober.contracts.secrets import Redactor
+from prober.schedule.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +42,33 @@ def fingerprint(path: Path) -> Fingerprint:
     return resolved, stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
+class ReloadListener(Protocol):
+    """What a reload tells the metrics (prober.record.metrics.ProberMetrics is one)."""
+
+    def config_loaded(self, ok: bool, at: float) -> None: ...
+    def configure(self, scenarios: Iterable[Scenario]) -> None: ...
+    def forget(self, scenario: str) -> None: ...
+
+
 class ConfigReloader:
-    """Watches one scenario file and applies it to a scheduler, its metrics and runner."""
+    """Watches one scenario file and applies it to a scheduler, its metrics and redactor.
+
+    `redact` is the one redactor logs, runner and API share: a reloaded file's secrets
+    are added to it in place.
+    """
 
     def __init__(
         self,
         config: Config,
         scheduler: Scheduler,
-        metrics: ProberMetrics,
-        runner: WorkerRunner,
+        metrics: ReloadListener,
+        redact: Redactor,
         select: Selector = tuple,
     ) -> None:
         self.path = config.path
         self._scheduler = scheduler
         self._metrics = metrics
-        self._runner = runner
+        self._redact = redact
         self._select = select
         self._seen = fingerprint(self.path)
         self._requested = asyncio.Event()
@@ -97,9 +109,8 @@ class ConfigReloader:
     def apply(self, config: Config, trigger: str) -> None:
         wanted = {scenario.name: scenario for scenario in self._select(config.scenarios)}
         running = self._scheduler.scenarios
-        # Added, never replaced: runs of the old definitions may still be logging. The
-        # runner's redactor is the one logs and the API use too.
-        self._runner.redact.add(config.secrets)
+        # Added, never replaced: runs of the old definitions may still be logging.
+        self._redact.add(config.secrets)
         added = sorted(wanted.keys() - running.keys())
         removed = sorted(running.keys() - wanted.keys())
         changed = sorted(n for n in wanted.keys() & running.keys() if wanted[n] != running[n])

@@ -20,26 +20,16 @@ Only the page the scenario is handed is measured, not popups it opens.
 """
 
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
 from playwright.async_api import BrowserContext, Page
 
-from prober.result import PageTiming
+from prober.contracts.protocol import parse_page_timing
 
-PHASES = (
-    "ttfb",
-    "dom_content_loaded",
-    "load",
-    "first_contentful_paint",
-    "largest_contentful_paint",
-)
 BINDING = "__proberPageTiming"
 # How long the end-of-run read waits for a first paint that has not happened yet.
 FINAL_PAINT_WAIT_MS = 1000
-# Figures beyond this are nonsense (a clock jump, a tab left open), not a slow page.
-MAX_PLAUSIBLE_SECONDS = 3600.0
 
 # Times are milliseconds since the navigation started (Navigation Timing's origin), so
 # TTFB includes redirects and connection set-up, as a user waits through them. CLS is
@@ -145,7 +135,7 @@ class PageTimingProbe:
         step = self._document_steps.get(data["id"])
         if step is None:
             return
-        timing = _parse(data, step, scale=1000.0)
+        timing = parse_page_timing(data, step, scale=1000.0)
         if timing is not None:
             self._emit(
                 "page_timing",
@@ -153,37 +143,3 @@ class PageTimingProbe:
                 **timing.phases,
                 cumulative_layout_shift=timing.cumulative_layout_shift,
             )
-
-
-def from_event(event: dict[str, Any]) -> PageTiming | None:
-    """The parent's reading of a `page_timing` event (seconds); None if unusable."""
-    step = event.get("step")
-    return _parse(event, step, scale=1.0) if isinstance(step, str) else None
-
-
-def _parse(data: dict[str, Any], step: str, scale: float) -> PageTiming | None:
-    """Phases not reached (0 or missing) are left out, and so is anything implausible."""
-    phases = {
-        phase: seconds
-        for phase in PHASES
-        if (seconds := _seconds(data.get(phase), scale)) is not None
-    }
-    cls = _number(data.get("cumulative_layout_shift"))
-    if not phases and cls is None:
-        return None
-    return PageTiming(step=step, phases=phases, cumulative_layout_shift=cls)
-
-
-def _seconds(value: Any, scale: float) -> float | None:
-    number = _number(value)
-    if not number:
-        return None
-    seconds = number / scale
-    return seconds if seconds <= MAX_PLAUSIBLE_SECONDS else None
-
-
-def _number(value: Any) -> float | None:
-    """A finite, non-negative number (JSON from a page may hold anything)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) and value >= 0 else None

@@ -18,9 +18,8 @@ from typing import Any, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from prober.config import Scenario
-from prober.result import Outcome, RunResult
-from prober.settings import DEFAULT_PAGE_TIMING_BUCKETS
+from prober.contracts.config import Scenario
+from prober.contracts.result import Outcome, RunResult
 
 Mutator = TypeVar("Mutator", bound=Callable[..., None])
 
@@ -37,18 +36,22 @@ def _changes(method: Mutator) -> Mutator:
 
 
 class ProberMetrics:
-    """Metric families on a given registry; `location` becomes a constant label if set."""
+    """Metric families on a given registry; `location` becomes a constant label if set.
+
+    Bucket layouts are passed in (their defaults are settings, prober.settings), so that
+    this module depends on nothing but the run result.
+    """
 
     def __init__(
         self,
         registry: CollectorRegistry,
         scenario_buckets: Sequence[float],
         step_buckets: Sequence[float],
+        page_timing_buckets: Sequence[float],
         location: str | None = None,
-        page_timing_buckets: Sequence[float] = DEFAULT_PAGE_TIMING_BUCKETS,
     ) -> None:
         self._location = location
-        # Told after every update (see prober.exposition): a no-op until a server is wired.
+        # Told after every update (see prober.http.exposition): a no-op until a server is wired.
         self.on_change: Callable[[], None] = lambda: None
         extra = ("location",) if location else ()
         scenario = ("scenario", *extra)

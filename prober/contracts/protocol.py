@@ -3,17 +3,29 @@
 The parent writes one `LaunchSpec` line on the worker's stdin when it starts the worker,
 then one `WorkerSpec` as JSON (and closes stdin) when the run is due; the worker streams
 one JSON event per line back. The split lets a worker start Python, Playwright's driver
-and the browser before the run is due (see prober/pool.py). Streaming (rather than one
+and the browser before the run is due (see prober/supervise/pool.py). Streaming (rather than one
 result at exit) is what lets a run killed at its timeout still report the steps it
 finished and the one it was stuck in.
 """
 
 import json
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from prober.config import Step
+from prober.contracts.config import Step
+from prober.contracts.result import PageTiming
+
+PHASES = (
+    "ttfb",
+    "dom_content_loaded",
+    "load",
+    "first_contentful_paint",
+    "largest_contentful_paint",
+)
+# Figures beyond this are nonsense (a clock jump, a tab left open), not a slow page.
+MAX_PLAUSIBLE_SECONDS = 3600.0
 
 EventName = Literal[
     "browser_launched",
@@ -62,3 +74,39 @@ class WorkerSpec(BaseModel):
 
 def encode_event(event: EventName, **fields: Any) -> bytes:
     return (json.dumps({"event": event, **fields}, separators=(",", ":")) + "\n").encode()
+
+
+def page_timing_from_event(event: dict[str, Any]) -> PageTiming | None:
+    """The parent's reading of a `page_timing` event (seconds); None if unusable."""
+    step = event.get("step")
+    return parse_page_timing(event, step, scale=1.0) if isinstance(step, str) else None
+
+
+def parse_page_timing(data: dict[str, Any], step: str, scale: float) -> PageTiming | None:
+    """A document's figures (`scale` units per second) as a PageTiming; None if unusable.
+
+    Phases not reached (0 or missing) are left out, and so is anything implausible."""
+    phases = {
+        phase: seconds
+        for phase in PHASES
+        if (seconds := _seconds(data.get(phase), scale)) is not None
+    }
+    cls = _number(data.get("cumulative_layout_shift"))
+    if not phases and cls is None:
+        return None
+    return PageTiming(step=step, phases=phases, cumulative_layout_shift=cls)
+
+
+def _seconds(value: Any, scale: float) -> float | None:
+    number = _number(value)
+    if not number:
+        return None
+    seconds = number / scale
+    return seconds if seconds <= MAX_PLAUSIBLE_SECONDS else None
+
+
+def _number(value: Any) -> float | None:
+    """A finite, non-negative number (JSON from a page may hold anything)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None

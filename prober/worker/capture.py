@@ -12,7 +12,7 @@ are text we can scrub, screencast frames are pixels showing whatever was typed i
 plain text fields. Console text is redacted entry by entry.
 
 Every write goes to the run's staging directory and is renamed into place when
-complete; the parent removes the staging directory afterwards (see prober.artifacts).
+complete; the parent removes the staging directory afterwards (see prober.supervise.artifacts).
 """
 
 import asyncio
@@ -30,9 +30,9 @@ from typing import Any
 from playwright.async_api import BrowserContext, ConsoleMessage, Page
 from playwright.async_api import Error as PlaywrightError
 
-from prober.artifacts import artifact_name, staging_dir
-from prober.failures import describe
-from prober.secrets import Redactor
+from prober.contracts.artifacts import artifact_name, staging_dir
+from prober.contracts.secrets import Redactor
+from prober.worker.failures import describe
 
 MAX_CONSOLE_ENTRIES = 200
 MAX_CONSOLE_TEXT = 4000

@@ -9,7 +9,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import shutil
 import signal
 import sys
@@ -21,14 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prober import processes
-from prober.artifacts import ArtifactStore
-from prober.config import Scenario
-from prober.pool import Prewarm, WarmPool, Worker, stop_worker
-from prober.protocol import LaunchSpec, WorkerSpec
-from prober.result import Outcome, PageTiming, Reason, RunResult, StepResult
-from prober.secrets import Redactor
-from prober.timings import from_event
+from prober.contracts.config import Scenario
+from prober.contracts.protocol import LaunchSpec, WorkerSpec, page_timing_from_event
+from prober.contracts.result import (
+    Outcome,
+    PageTiming,
+    Reason,
+    RunResult,
+    StepResult,
+    new_run_id,
+)
+from prober.contracts.secrets import Redactor
+from prober.supervise import processes
+from prober.supervise.artifacts import ArtifactStore
+from prober.supervise.pool import Prewarm, WarmPool, Worker, stop_worker
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +44,6 @@ MAX_EVENT_BYTES = 1 << 20
 MAX_GARBAGE_LINES = 1000
 STDERR_TAIL_BYTES = 2048
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
-
-
-def new_run_id() -> str:
-    """Sortable and readable in artifact names: `20261124T070512Z-3f9a1c2b`."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
 
 
 def soft_margin(timeout: float) -> float:
@@ -97,7 +97,7 @@ class _RunTracker:
         elif kind == "run_finished":
             self.finished = event
         elif kind == "page_timing":
-            timing = from_event(event)
+            timing = page_timing_from_event(event)
             # Only steps the run announced: a label value from anywhere else is garbage.
             if timing is not None and timing.step in self.started_steps:
                 self.page_timings.append(timing)

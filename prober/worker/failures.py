@@ -10,9 +10,9 @@ import asyncio
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from prober.result import Outcome, Reason
-from prober.scenario.actions import HttpStatusError
+from prober.contracts.result import Outcome, Reason
 from prober.scenario.api import StepError
+from prober.worker.actions import HttpStatusError
 
 _CRASH_MARKERS = (
     "target crashed",

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from prober.config import Scenario
+from prober.contracts.config import Scenario
 
 _ORDINAL = re.compile(r"-(\d+)$")
 

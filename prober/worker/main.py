@@ -10,8 +10,10 @@ Events go to a private copy of stdout; fd 1 itself is pointed at stderr so that 
 
 import asyncio
 import contextlib
+import ctypes
 import importlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -20,16 +22,15 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from prober.capture import Capture
-from prober.config import Step
-from prober.failures import MAX_MESSAGE, classify, describe
-from prober.processes import die_with_parent
-from prober.protocol import EventName, LaunchSpec, WorkerSpec, encode_event
-from prober.result import Outcome
-from prober.scenario.actions import perform
+from prober.contracts.config import Step
+from prober.contracts.protocol import EventName, LaunchSpec, WorkerSpec, encode_event
+from prober.contracts.result import Outcome
+from prober.contracts.secrets import Redactor
 from prober.scenario.api import ScriptFunction, StepTimer
-from prober.secrets import Redactor
-from prober.timings import PageTimingProbe
+from prober.worker.actions import perform
+from prober.worker.capture import Capture
+from prober.worker.failures import MAX_MESSAGE, classify, describe
+from prober.worker.timings import PageTimingProbe
 
 # How long closing the browser may take after the result is out; the parent kills the
 # process tree if it takes longer, so this only keeps a clean exit the common case.
@@ -38,6 +39,7 @@ CLOSE_SECONDS = 5.0
 # the margin): on a loaded machine, cancelling a stuck screenshot and writing the console
 # file took 0.3 s past their deadline.
 REPORT_RESERVE_SECONDS = 0.5
+_PR_SET_PDEATHSIG = 1
 
 
 class EventStream:
@@ -287,6 +289,18 @@ async def serve_one(launch: LaunchSpec, events_fd: int) -> None:
         await execute(spec, EventStream(events_fd, Redactor(spec.secrets)), starter)
     finally:
         await starter.close()
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (a worker's safety net).
+
+    If the prober itself is killed (OOM, SIGKILL) nobody is left to enforce timeouts; the
+    worker's driver then sees its pipe close and takes the browser down with it.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the parent died before the call above took effect
+        os._exit(1)
 
 
 def main() -> int:

@@ -25,9 +25,9 @@ from pydantic import (
     model_validator,
 )
 
-from prober.durations import Duration
-from prober.scenario.actions import Action, normalize_action
-from prober.secrets import Redactor
+from prober.contracts.actions import Action, normalize_action
+from prober.contracts.durations import Duration
+from prober.contracts.secrets import Redactor
 
 SCENARIO_NAME = r"^[a-z0-9_-]+$"
 STEP_NAME = r"^[a-z0-9_]+$"

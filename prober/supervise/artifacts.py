@@ -1,14 +1,10 @@
-"""Failure artifacts on disk: the layout, and the parent's side (listing, clean-up, retention).
+"""Failure artifacts on disk, the parent's side: listing, clean-up, retention.
 
-Layout (a contract: the HTTP API serves `GET /api/runs/{id}/artifacts/{name}` from it):
-
-    {data_dir}/artifacts/{run_id}-{kind}.{ext}      e.g. 20261124T070512Z-3f9a1c2b-trace.zip
-    {data_dir}/artifacts/.staging/{run_id}/          the worker's scratch space for one run
-
-A file appears under its final name only by an atomic rename, after it was written in
-full and scrubbed of secrets; so anything with a final name is complete and safe to
-serve. The worker's scratch space holds unscrubbed data (the browser writes its trace
-there), so the parent deletes it as soon as the worker is gone, however the run ended.
+The layout both processes share is prober.contracts.artifacts. A file appears under its
+final name only by an atomic rename, after it was written in full and scrubbed of
+secrets; so anything with a final name is complete and safe to serve. The worker's
+scratch space holds unscrubbed data (the browser writes its trace there), so the parent
+deletes it as soon as the worker is gone, however the run ended.
 
 Artifacts are evidence, not the probe: a full or read-only disk is logged once, counted
 (`RunResult.artifact_error` feeds a metric) and otherwise ignored.
@@ -23,20 +19,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from prober.contracts.artifacts import STAGING, staging_dir
+
 log = logging.getLogger(__name__)
 
-STAGING = ".staging"
 # A staging directory this old belongs to a parent that died mid-run.
 STALE_STAGING_SECONDS = 3600.0
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-
-def artifact_name(run_id: str, kind: str, ext: str) -> str:
-    return f"{run_id}-{kind}.{ext}"
-
-
-def staging_dir(directory: Path, run_id: str) -> Path:
-    return directory / STAGING / run_id
 
 
 @dataclass(frozen=True)

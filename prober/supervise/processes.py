@@ -16,7 +16,6 @@ import time
 import psutil
 
 RUN_TAG_ENV = "PROBER_WORKER_RUN_ID"
-_PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 REAP_SECONDS = 5.0
 
@@ -32,18 +31,6 @@ def become_subreaper() -> bool:
         return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
-
-
-def die_with_parent() -> None:
-    """Ask the kernel to SIGKILL this process when its parent dies (a worker's safety net).
-
-    If the prober itself is killed (OOM, SIGKILL) nobody is left to enforce timeouts; the
-    worker's driver then sees its pipe close and takes the browser down with it.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1:  # the parent died before the call above took effect
-        os._exit(1)
 
 
 def tagged(process: psutil.Process, run_id: str) -> bool:

@@ -1,4 +1,6 @@
-"""Declarative actions: the YAML vocabulary of a step, and how each one drives a page.
+"""Declarative actions: the YAML vocabulary of a step, as data.
+
+How each action drives a page is the worker's business (prober.worker.actions).
 
 A YAML action is a one-key mapping (`- click: "text=Sign in"`); `normalize_action`
 turns it into the tagged form the models validate, so an unknown or misspelt action
@@ -7,7 +9,6 @@ gets one clear message instead of a wall of union errors.
 
 from typing import Annotated, Any, Literal
 
-from playwright.async_api import Page, expect
 from pydantic import BaseModel, ConfigDict, Field
 
 # Actions whose YAML shorthand is a bare string, and the field that string fills.
@@ -72,15 +73,6 @@ Action = Annotated[
 ]
 ACTION_NAMES = ("click", "expect_text", "fill", "goto", "press", "wait_for", "wait_for_url")
 
-# expect_text polls this long for the text once the element is there: long enough for
-# a page still rendering, short enough that a wrong page fails as an assertion rather
-# than burning the whole run budget into a timeout.
-EXPECT_TEXT_SECONDS = 5.0
-
-
-class HttpStatusError(Exception):
-    """A navigation answered with an HTTP error status."""
-
 
 def normalize_action(raw: Any) -> Any:
     """Turn `{"click": "sel"}` into `{"action": "click", "selector": "sel"}`; explain misuse."""
@@ -109,26 +101,3 @@ def _example(name: str) -> str:
         "expect_text": "{selector: ..., text: ...}",
     }
     return f"`{name}: {fields[name]}`"
-
-
-async def perform(page: Page, action: Action) -> None:
-    """Drive the page for one action. Waits are bounded by the run's deadline, not here."""
-    match action:
-        case Goto(url=url):
-            response = await page.goto(url)
-            if response is not None and response.status >= 400:
-                raise HttpStatusError(f"{url} answered HTTP {response.status}")
-        case Click(selector=selector):
-            await page.locator(selector).click()
-        case Fill(selector=selector, value=value):
-            await page.locator(selector).fill(value)
-        case Press(selector=selector, key=key):
-            await page.locator(selector).press(key)
-        case WaitFor(selector=selector, state=state):
-            await page.locator(selector).first.wait_for(state=state)
-        case WaitForUrl(url=url):
-            await page.wait_for_url(url)
-        case ExpectText(selector=selector, text=text):
-            locator = page.locator(selector)
-            await locator.first.wait_for(state="attached")
-            await expect(locator).to_contain_text(text, timeout=EXPECT_TEXT_SECONDS * 1000)

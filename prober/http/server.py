@@ -14,8 +14,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from prober.exposition import Exposition
-from prober.metrics import ProberMetrics
+from prober.http.exposition import Exposition
+from prober.record.metrics import ProberMetrics
 
 
 @dataclass

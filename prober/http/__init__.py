@@ -1,0 +1,1 @@
+"""The HTTP surface of `prober serve`: /metrics, health, the JSON API, the status page."""

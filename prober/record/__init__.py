@@ -1,0 +1,1 @@
+"""Where finished runs go: Prometheus metrics and the run history."""

@@ -1,0 +1,1 @@
+"""When runs happen: one loop per scenario, retries, live reload, sharding."""

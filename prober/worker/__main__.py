@@ -1,0 +1,3 @@
+from prober.worker.main import main
+
+raise SystemExit(main())
