@@ -9,6 +9,7 @@
 """
 
 import json
+import os
 import pkgutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import textwrap
 from pathlib import Path
 
 import prober
+from prober.contracts.secrets import Redactor
 
 PARENT_PACKAGES = ("contracts", "supervise", "schedule", "record", "http")
 PARENT_MODULES = ("cli", "service", "settings", "logs")
@@ -106,3 +108,16 @@ def test_contracts_import_nothing_process_specific() -> None:
     assert not [
         m for m in loaded if m.split(".")[0] in ("playwright", "aiohttp", "prometheus_client")
     ]
+
+
+def test_a_worker_imports_the_prober_the_parent_runs() -> None:
+    """The worker's PYTHONPATH starts at the directory holding this very `prober` package.
+
+    One level off and it would hold prober/ itself, where `http` is prober.http, not the
+    standard library's.
+    """
+    from prober.supervise.runner import WorkerRunner
+
+    runner = WorkerRunner("chromium", [], Redactor())
+    first = runner._environment("tag", "/tmp")["PYTHONPATH"].split(os.pathsep)[0]
+    assert Path(first) / "prober" == Path(prober.__file__).resolve().parent

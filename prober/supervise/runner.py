@@ -43,7 +43,8 @@ MAX_EVENT_BYTES = 1 << 20
 # target's): stop it now rather than parse garbage until the timeout blames the target.
 MAX_GARBAGE_LINES = 1000
 STDERR_TAIL_BYTES = 2048
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+# The directory that holds the `prober` package (this file is prober/supervise/runner.py).
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def soft_margin(timeout: float) -> float:
