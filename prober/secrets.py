@@ -114,12 +114,13 @@ def _escapes(char: str) -> list[str]:
     if char in _SHORT_ESCAPES:
         bodies.append(_SHORT_ESCAPES[char])
     if char in "\"'\\/":  # `\"`, `\'`, `\\`, `\/`, with the escaped character spelled any way
-        bodies.append("(?:" + _joined(_plain(char, binary=False)) + ")")
+        bodies.append(_unit(char, binary=False, backslash=False))
     return bodies
 
 
-def _plain(char: str, binary: bool) -> list[Form]:
-    """The character itself and its percent-encodings and HTML references."""
+def _raw(char: str, binary: bool) -> list[Form]:
+    """The character itself, in either case (host names are lowered), and what form
+    encoding and decoding make of a space and a `+`."""
     variants = dict.fromkeys(
         v for v in (char, char.lower(), char.upper(), char.swapcase()) if len(v) == 1
     )
@@ -131,18 +132,42 @@ def _plain(char: str, binary: bool) -> list[Form]:
         forms.append((r"\+", ""))  # form encoding
     elif char == "+":
         forms.append((re.escape(" "), ""))  # form decoding turned it into a space
-    forms += _percent(char)
+    return forms
+
+
+def _plain(char: str, binary: bool) -> list[Form]:
+    """The character itself and its percent-encodings and HTML references."""
+    forms = _raw(char, binary) + _percent(char)
     forms += [(head, f"(?:{tail})(?:{'|'.join(_entities(char))})") for head, tail in _AMPERSAND]
     return forms
 
 
 def _forms(char: str, binary: bool) -> list[Form]:
-    """Every way one character of a secret may be written."""
+    """Every way one character of a secret may be written, escapes first: at the end of
+    a secret the first alternative that matches wins, and `%` must not beat `%25`."""
     bodies = "|".join(_escapes(char))
-    return [
+    forms = [
         *_plain(char, binary),
         *((head, f"(?:{tail})(?:{bodies})") for head, tail in _BACKSLASH),
     ]
+    return sorted(forms, key=lambda form: not form[1])
+
+
+# The introducers of _AMPERSAND and _BACKSLASH as one regex each, for _unit.
+_AMPERSAND_ANY = r"(?:&|\\+[xX]26|\\+u0026|%(?:25)*26)(?:amp;)*"
+_BACKSLASH_ANY = r"(?:\\|%(?:25)*5[cC])+"
+
+
+def _unit(char: str, binary: bool, backslash: bool = True) -> str:
+    """_forms as one compact group, for every character but a secret's first (whose
+    branches must start with a literal): escapes first, as in _forms."""
+    escapes = [
+        *(head + tail for head, tail in _percent(char)),
+        f"{_AMPERSAND_ANY}(?:{'|'.join(_entities(char))})",
+    ]
+    if backslash:
+        escapes.append(f"{_BACKSLASH_ANY}(?:{'|'.join(_escapes(char))})")
+    return f"(?:{'|'.join(escapes + [head + tail for head, tail in _raw(char, binary)])})"
 
 
 def _base64_forms(char: str) -> list[Form]:
@@ -176,11 +201,12 @@ def _variants(secret: str) -> set[str]:
     return found
 
 
-def _branches(units: list[list[Form]]) -> list[str]:
-    """Regex branches matching the unit sequence, grouped by a literal first character."""
-    rest = "".join(f"(?:{_joined(unit)})" for unit in units[1:])
+def _branches(first: list[Form], units: list[str]) -> list[str]:
+    """Regex branches matching the first character's forms and then the other units,
+    grouped by a literal first character."""
+    rest = "".join(units)
     by_head: dict[str, list[str]] = defaultdict(list)
-    for head, tail in units[0]:
+    for head, tail in first:
         by_head[head].append(tail)
     return [
         head + (f"(?:{'|'.join(tails)})" if tails != [""] else "") + rest
@@ -189,12 +215,13 @@ def _branches(units: list[list[Form]]) -> list[str]:
 
 
 def _secret_branches(secret: str, binary: bool) -> list[str]:
-    branches = [
-        b for v in sorted(_variants(secret)) for b in _branches([_forms(c, binary) for c in v])
-    ]
+    branches = []
+    for variant in sorted(_variants(secret)):
+        branches += _branches(_forms(variant[0], binary), [_unit(c, binary) for c in variant[1:]])
     if not is_short(secret):
         for core in sorted(_base64_cores(secret)):
-            branches += _branches([_base64_forms(c) for c in core])
+            units = [f"(?:{_joined(_base64_forms(c))})" for c in core[1:]]
+            branches += _branches(_base64_forms(core[0]), units)
     return branches
 
 
