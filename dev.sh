@@ -80,6 +80,7 @@ case "$verb" in
     .venv/bin/ruff check prober tests bench deploy/tools
     .venv/bin/ruff format --check prober tests bench deploy/tools
     .venv/bin/mypy
+    .venv/bin/mypy --strict deploy/tools
     exec .venv/bin/python -m pytest "$@"
     ;;
 esac
