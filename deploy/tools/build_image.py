@@ -3,8 +3,9 @@
 No Docker engine or registry is needed (CI has neither): the base image is bootstrapped
 from the Debian archive with mmdebstrap, the way Debian's own `debian:bookworm-slim` is
 made (minbase, docs and man pages excluded), and cached for a week; the Dockerfile's
-FROM is pointed at it through BASE_IMAGE. Then, in the built image, as its user and
-under its tini:
+FROM is pointed at it through BASE_IMAGE. On that bare base, a fresh bookworm machine,
+what `./dev.sh test` would install must resolve. Then, in the built image, as its user
+and under its tini:
 
 - its default command (ENTRYPOINT + CMD) serves the demo, and both demo scenarios must
   report `prober_scenario_last_successful 1` on /metrics, read from outside;
@@ -176,6 +177,22 @@ def ensure_base(buildah: Buildah, cache: Path) -> str:
             buildah("rmi", old, check=False)
     log(f"base {name}: bootstrapped from {MIRROR} in {time.monotonic() - started:.0f} s")
     return name
+
+
+def check_fresh_setup(buildah: Buildah, base: str) -> None:
+    """On the bare base, a fresh bookworm machine: dev.sh's set-up list resolves, unpinned."""
+    ctr = buildah("from", "--pull=never", base)
+    try:
+        buildah("copy", "--quiet", ctr, str(ROOT / "dev.sh"), "/tmp/dev.sh")
+        wanted = run_in(buildah, ctr, "bash", "/tmp/dev.sh", "packages", "test", user="0:0")
+        names = sorted(set(wanted.split()))
+        if "chromium" not in names or any("=" in n or "/" in n for n in names):
+            raise CheckFailed(f"./dev.sh packages test on a fresh bookworm: {names}")
+        apt = "apt-get update -qq && apt-get install -s -y -qq --no-install-recommends"
+        run_in(buildah, ctr, "sh", "-c", f"{apt} {' '.join(names)} >/dev/null", user="0:0")
+        log(f"fresh bookworm: dev.sh's set-up ({' '.join(names)}) resolves against the archive")
+    finally:
+        buildah("rm", ctr, check=False)
 
 
 def build(buildah: Buildah, base: str) -> None:
@@ -406,7 +423,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         if not args.no_build or not buildah.image_id(IMAGE):
-            build(buildah, ensure_base(buildah, cache))
+            base = ensure_base(buildah, cache)
+            check_fresh_setup(buildah, base)
+            build(buildah, base)
         config = json.loads(buildah("inspect", "--type", "image", IMAGE))["OCIv1"]["config"]
         with container(buildah, args.keep) as ctr:
             check_default_command(buildah, ctr, config)
