@@ -121,8 +121,6 @@ class Buildah:
         )
 
     def usable(self) -> None:
-        if os.geteuid() != 0:
-            raise CannotRun("needs root (run it through ./dev.sh image, which uses sudo)")
         try:
             proc = subprocess.run(
                 ["buildah", "info"], env=self.env, capture_output=True, text=True, check=False
@@ -414,8 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-build", action="store_true", help=f"test the last {IMAGE}")
     args = parser.parse_args(argv)
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "prober-image"
-    buildah = Buildah(cache)
     try:
+        if os.geteuid() != 0:
+            raise CannotRun("needs root (run it through ./dev.sh image, which uses sudo)")
+        buildah = Buildah(cache)
         buildah.usable()
     except CannotRun as e:
         print(f"dev.sh image: buildah cannot run on this machine ({e}): image NOT built or tested")
