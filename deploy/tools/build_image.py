@@ -89,7 +89,10 @@ class Buildah:
 
     def __init__(self, cache: Path) -> None:
         self.graphroot = cache / "storage"
-        runroot = Path("/run/prober-image") if os.access("/run", os.W_OK) else cache / "run"
+        # Runtime state (locks, mount counts) on tmpfs, one directory per storage.
+        key = hashlib.sha256(str(self.graphroot).encode()).hexdigest()[:12]
+        run = Path("/run") if os.access("/run", os.W_OK) else cache
+        runroot = run / f"prober-image-{key}"
         conf = cache / "storage.conf"
         cache.mkdir(parents=True, exist_ok=True)
         conf.write_text(
