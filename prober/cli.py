@@ -1,4 +1,4 @@
-"""Command line: `prober serve | run | check | demo` (verbs and exit codes are a contract).
+"""Command line: `prober serve | run | check | rules | demo` (verbs and exit codes are a contract).
 
 Exit codes: 0 success, 1 a run that failed or timed out (or hit an error), 2 bad input
 (config, settings, arguments). Bad input prints one message naming what is wrong.
@@ -9,7 +9,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from prober.secrets import Redactor
 from prober.service import locate_browser, make_runner, serve
 from prober.settings import Settings
 from prober.sharding import ShardError
+from prober.slo.rules import FORMATS, render
 
 EXIT_BAD_INPUT = 2
 
@@ -35,7 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = _settings(args)
-        handler = {"serve": _serve, "run": _run, "check": _check, "demo": _demo}[args.verb]
+        handler = {"serve": _serve, "run": _run, "check": _check, "rules": _rules, "demo": _demo}[
+            args.verb
+        ]
         return handler(settings, args)
     except (BadInputError, ConfigError, ShardError) as exc:
         print(f"prober {args.verb}: {exc}", file=sys.stderr)
@@ -57,6 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("name", help="scenario name")
     check = verbs.add_parser("check", help="validate a scenario file")
     check.add_argument("--config", help=config_help)
+    rules = verbs.add_parser(
+        "rules", help="print Prometheus recording rules and burn-rate alerts for the SLOs"
+    )
+    rules.add_argument("--config", help=config_help)
+    rules.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="rules",
+        help="a Prometheus rule file (default) or a Prometheus Operator PrometheusRule",
+    )
     demo = verbs.add_parser("demo", help="serve the bundled demo scenarios against a demo site")
     demo.add_argument("--listen", help=listen_help)
     return parser
@@ -99,6 +112,35 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
     names = ", ".join(s.name for s in config.scenarios)
     print(f"{config.path}: ok, {len(config.scenarios)} scenario(s): {names}")
     return 0
+
+
+def _rules(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.config is None:
+        raise BadInputError("no scenario file: pass --config FILE or set PROBER_CONFIG")
+    # Rules depend on names and `slo:` blocks only: CI can generate them without the
+    # probe's URLs and credentials, so an unset ${VAR} is not an error here.
+    config = load_config(settings.config, _Unexpanded(os.environ))
+    sys.stdout.write(render(config.scenarios, args.format, source=str(config.path)))
+    return 0
+
+
+class _Unexpanded(Mapping[str, str]):
+    """The environment, where an unset variable stands for itself (`${APP_URL}`)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def __getitem__(self, name: str) -> str:
+        return self._environ.get(name, "${" + name + "}")
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:

@@ -48,6 +48,9 @@ class ProberMetrics:
         page_timing_buckets: Sequence[float] = DEFAULT_PAGE_TIMING_BUCKETS,
     ) -> None:
         self._location = location
+        # Fixed for the life of the histograms; a reload can only report a missing boundary.
+        self.scenario_buckets = tuple(scenario_buckets)
+        self.step_buckets = tuple(step_buckets)
         # Told after every update (see prober.exposition): a no-op until a server is wired.
         self.on_change: Callable[[], None] = lambda: None
         extra = ("location",) if location else ()

@@ -25,6 +25,7 @@ from prober.config import Config, ConfigError, Scenario, load_config
 from prober.metrics import ProberMetrics
 from prober.runner import WorkerRunner
 from prober.scheduler import Scheduler
+from prober.slo import buckets as slo_buckets
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,14 @@ class ConfigReloader:
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
         fresh = [wanted[name] for name in (*added, *changed)]
+        unbucketed = slo_buckets.missing(
+            config.scenarios, self._metrics.scenario_buckets, self._metrics.step_buckets
+        )
+        if unbucketed:
+            log.warning(
+                "latency objectives without a histogram bucket until prober restarts",
+                extra={"duration_under_seconds": unbucketed},
+            )
         self._metrics.configure(fresh)
         for scenario in fresh:
             self._scheduler.add(scenario)

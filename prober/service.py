@@ -34,6 +34,7 @@ from prober.secrets import Redactor
 from prober.server import Health, make_app
 from prober.settings import Settings, parse_listen
 from prober.sharding import shard_from_settings
+from prober.slo import buckets as slo_buckets
 
 log = logging.getLogger(__name__)
 ORPHAN_REAP_SECONDS = 5.0
@@ -142,10 +143,11 @@ async def serve(
             "browser not found; runs will report result=error", extra={"why": browser_problem}
         )
     registry = CollectorRegistry()
+    scenario_thresholds, step_thresholds = slo_buckets.thresholds(config.scenarios)
     metrics = ProberMetrics(
         registry,
-        settings.scenario_buckets,
-        settings.step_buckets,
+        slo_buckets.with_thresholds(settings.scenario_buckets, scenario_thresholds),
+        slo_buckets.with_thresholds(settings.step_buckets, step_thresholds),
         settings.location,
         settings.page_timing_buckets,
     )
