@@ -9,7 +9,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from prober.secrets import Redactor
 from prober.service import locate_browser, make_runner, serve
 from prober.settings import Settings
 from prober.sharding import ShardError
-from prober.slo.rules import FORMATS, render
+from prober.slo.rules import FORMATS, generate
 
 EXIT_BAD_INPUT = 2
 
@@ -117,30 +117,8 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
 def _rules(settings: Settings, args: argparse.Namespace) -> int:
     if settings.config is None:
         raise BadInputError("no scenario file: pass --config FILE or set PROBER_CONFIG")
-    # Rules depend on names and `slo:` blocks only: CI can generate them without the
-    # probe's URLs and credentials, so an unset ${VAR} is not an error here.
-    config = load_config(settings.config, _Unexpanded(os.environ))
-    sys.stdout.write(render(config.scenarios, args.format, source=str(config.path)))
+    sys.stdout.write(generate(settings.config, args.format))
     return 0
-
-
-class _Unexpanded(Mapping[str, str]):
-    """The environment, where an unset variable stands for itself (`${APP_URL}`)."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-
-    def __getitem__(self, name: str) -> str:
-        return self._environ.get(name, "${" + name + "}")
-
-    def __contains__(self, name: object) -> bool:
-        return True
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._environ)
-
-    def __len__(self) -> int:
-        return len(self._environ)
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:

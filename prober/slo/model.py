@@ -42,7 +42,9 @@ def _percent(value: object) -> object:
     try:
         percent = Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"objective {value!r} is not a percentage such as 99.5%") from None
+        percent = Decimal("NaN")
+    if not percent.is_finite():
+        raise ValueError(f"objective {value!r} is not a percentage such as 99.5%")
     if not 0 < percent < 100:
         raise ValueError(f"objective {value!r} must be between 0% and 100%, both excluded")
     if percent < 1 and not (isinstance(value, str) and value.strip().endswith("%")):
