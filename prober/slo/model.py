@@ -35,8 +35,13 @@ LONGEST_ALERT_WINDOW_DAYS = 3
 
 
 def _percent(value: object) -> object:
-    """`99.5%`, `"99.5"` or `99.5` -> Decimal('0.995'); a ratio like 0.995 is refused."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+    """`99.5%`, `"99.5"` or `99.5` -> Decimal('0.995'); a ratio like 0.995 is refused.
+
+    A Decimal is a ratio already (a model built in code, not read from YAML).
+    """
+    if isinstance(value, Decimal) and 0 < value < 1:
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"objective must be a percentage such as 99.5%, not {value!r}")
     text = str(value).strip().removesuffix("%").strip()
     try:
