@@ -22,6 +22,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     field_validator,
     model_validator,
 )
@@ -60,7 +61,12 @@ def _percent(value: object) -> object:
     return percent / 100
 
 
-Objective = Annotated[Decimal, BeforeValidator(_percent)]
+Objective = Annotated[
+    Decimal,
+    BeforeValidator(_percent),
+    # JSON (GET /api/scenarios) shows the ratio as a number, not a decimal string.
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
 """A target ratio in (0, 1), written in config as a percentage."""
 
 
