@@ -73,6 +73,129 @@ def quantiles(metric: str, by: str, legend: str) -> list[dict[str, Any]]:
     ]
 
 
+# SLO series (from `prober rules`) are summed across replicas: no pod to select.
+SLO_SEL = 'location=~"$location", namespace=~"$namespace", scenario=~"$scenario"'
+OBJECTIVE = 'prober:slo_objective:ratio{scenario=~"$scenario"}'
+BURN_WINDOWS = ("5m", "30m", "1h", "6h", "1d", "3d")
+
+
+def slo_panels() -> list[tuple[Panel, int, int]]:
+    """A row per scenario (repeated over $scenario) with its objectives' state."""
+    slo_row = row("SLO: $scenario")
+    slo_row["repeat"] = "scenario"
+    percent_steps = {
+        "mode": "absolute",
+        "steps": [
+            {"color": "red", "value": None},
+            {"color": "orange", "value": 0},
+            {"color": "green", "value": 0.25},
+        ],
+    }
+    return [
+        (slo_row, 24, 1),
+        (
+            panel(
+                "timeseries",
+                "SLI vs objective",
+                "Share of valid runs that were good over the last day (result=error runs are "
+                "not counted), per objective, and the objective itself. Needs the rules from "
+                "`prober rules`; empty for scenarios without an slo block.",
+                [
+                    target(
+                        f"1 - prober:slo_errors:ratio_rate1d{{{SLO_SEL}}}",
+                        "{{slo}} {{step}} SLI (1d)",
+                    ),
+                    target(OBJECTIVE, "{{slo}} {{step}} objective", "B"),
+                ],
+                unit="percentunit",
+            ),
+            10,
+            8,
+        ),
+        (
+            panel(
+                "stat",
+                "Error budget remaining",
+                "Share of the SLO window's error budget left: 100% untouched, 0 spent, "
+                "negative = the objective is missed.",
+                [
+                    target(
+                        f"prober:slo_error_budget_remaining:ratio{{{SLO_SEL}}}",
+                        "{{slo}} {{step}}",
+                    )
+                ],
+                unit="percentunit",
+                fieldConfig={
+                    "defaults": {
+                        "unit": "percentunit",
+                        "color": {"mode": "thresholds"},
+                        "thresholds": percent_steps,
+                    },
+                    "overrides": [],
+                },
+            ),
+            4,
+            8,
+        ),
+        (
+            panel(
+                "bargauge",
+                "Burn rate per window",
+                "Error ratio over each window divided by the error budget: 1 spends the "
+                "budget exactly over the SLO window. Pages at 14.4 (1h and 5m) and 6 (6h and "
+                "30m), tickets at 3 (1d and 2h) and 1 (3d and 6h).",
+                [
+                    target(
+                        f"prober:slo_errors:ratio_rate{w}{{{SLO_SEL}}} "
+                        "/ on (scenario, slo, step) group_left () "
+                        f"(1 - {OBJECTIVE})",
+                        f"{{{{slo}}}} {{{{step}}}} {w}",
+                        chr(ord("A") + i),
+                        instant=True,
+                    )
+                    for i, w in enumerate(BURN_WINDOWS)
+                ],
+                fieldConfig={
+                    "defaults": {
+                        "color": {"mode": "thresholds"},
+                        "thresholds": {
+                            "mode": "absolute",
+                            "steps": [
+                                {"color": "green", "value": None},
+                                {"color": "yellow", "value": 1},
+                                {"color": "orange", "value": 6},
+                                {"color": "red", "value": 14.4},
+                            ],
+                        },
+                    },
+                    "overrides": [],
+                },
+                options={"displayMode": "gradient", "orientation": "horizontal"},
+            ),
+            5,
+            8,
+        ),
+        (
+            panel(
+                "table",
+                "SLO alerts firing",
+                "ProberErrorBudgetBurn alerts firing now: severity critical pages, warning "
+                "opens a ticket. Runbook: README, ProberErrorBudgetBurn.",
+                [
+                    target(
+                        "sum by (slo, step, severity, long_window) "
+                        '(ALERTS{alertname="ProberErrorBudgetBurn", alertstate="firing", '
+                        f"{SLO_SEL}}})",
+                        instant=True,
+                    )
+                ],
+            ),
+            5,
+            8,
+        ),
+    ]
+
+
 OK_FAIL = [
     {
         "type": "value",
@@ -466,7 +589,7 @@ def dashboard() -> dict[str, Any]:
                 },
             ]
         },
-        "panels": layout(panels()),
+        "panels": layout(panels() + slo_panels()),
     }
 
 

@@ -1,4 +1,4 @@
-"""Command line: `prober serve | run | check | demo` (verbs and exit codes are a contract).
+"""Command line: `prober serve | run | check | rules | demo` (verbs and exit codes are a contract).
 
 Exit codes: 0 success, 1 a run that failed or timed out (or hit an error), 2 bad input
 (config, settings, arguments). Bad input prints one message naming what is wrong.
@@ -23,6 +23,7 @@ from prober.logs import setup_logging
 from prober.schedule.sharding import ShardError
 from prober.service import locate_browser, make_runner, serve
 from prober.settings import Settings
+from prober.slo.rules import FORMATS, generate
 from prober.supervise import processes
 
 EXIT_BAD_INPUT = 2
@@ -36,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = _settings(args)
-        handler = {"serve": _serve, "run": _run, "check": _check, "demo": _demo}[args.verb]
+        handler = {"serve": _serve, "run": _run, "check": _check, "rules": _rules, "demo": _demo}[
+            args.verb
+        ]
         return handler(settings, args)
     except (BadInputError, ConfigError, ShardError) as exc:
         print(f"prober {args.verb}: {exc}", file=sys.stderr)
@@ -58,6 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("name", help="scenario name")
     check = verbs.add_parser("check", help="validate a scenario file")
     check.add_argument("--config", help=config_help)
+    rules = verbs.add_parser(
+        "rules", help="print Prometheus recording rules and burn-rate alerts for the SLOs"
+    )
+    rules.add_argument("--config", help=config_help)
+    rules.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="rules",
+        help="a Prometheus rule file (default) or a Prometheus Operator PrometheusRule",
+    )
     demo = verbs.add_parser("demo", help="serve the bundled demo scenarios against a demo site")
     demo.add_argument("--listen", help=listen_help)
     return parser
@@ -116,6 +129,13 @@ def short_secret_warning(config: Config) -> str | None:
         "so masked only where it is a whole value (a quoted string, a form field, an "
         "element's text), not inside other text; see README, Secrets"
     )
+
+
+def _rules(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.config is None:
+        raise BadInputError("no scenario file: pass --config FILE or set PROBER_CONFIG")
+    sys.stdout.write(generate(settings.config, args.format))
+    return 0
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from prober.schedule.reload import ConfigReloader
 from prober.schedule.scheduler import Scheduler
 from prober.schedule.sharding import shard_from_settings
 from prober.settings import Settings, parse_listen
+from prober.slo import buckets as slo_buckets
 from prober.supervise import processes
 from prober.supervise.artifacts import ArtifactRetention, ArtifactStore
 from prober.supervise.browser import (
@@ -144,10 +145,11 @@ async def serve(
             "browser not found; runs will report result=error", extra={"why": browser_problem}
         )
     registry = CollectorRegistry()
+    scenario_thresholds, step_thresholds = slo_buckets.thresholds(config.scenarios)
     metrics = ProberMetrics(
         registry,
-        settings.scenario_buckets,
-        settings.step_buckets,
+        slo_buckets.with_thresholds(settings.scenario_buckets, scenario_thresholds),
+        slo_buckets.with_thresholds(settings.step_buckets, step_thresholds),
         settings.page_timing_buckets,
         settings.location,
     )

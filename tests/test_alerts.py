@@ -12,6 +12,7 @@ import copy
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def test_prometheus_rule_is_generated_from_rules_file() -> None:
         "deploy/k8s/base/prometheusrule.yaml differs from deploy/prometheus/rules.yaml: "
         "run python deploy/tools/sync_rules.py"
     )
-    proc = run("python3", ROOT / "deploy/tools/sync_rules.py", "--check")
+    proc = run(sys.executable, ROOT / "deploy/tools/sync_rules.py", "--check")
     assert proc.returncode == 0, proc.stderr
 
 

@@ -155,3 +155,29 @@ def test_config_errors_mask_values_from_the_environment(
     assert completed.returncode == 2
     assert "scenario 'login': interval: invalid duration '********'" in completed.stderr
     assert "hunter2" not in completed.stderr
+
+
+def test_rules_prints_the_rules_without_the_probes_secrets(
+    clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # deploy's scenarios use ${APP_URL} and credentials that CI does not have.
+    for name in ("APP_URL", "PROBE_USER", "PROBE_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    completed = prober("rules", "--config", "deploy/k8s/base/scenarios.yaml")
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == (ROOT / "deploy/prometheus/slo-rules.yaml").read_text()
+    manifest = prober(
+        "rules", "--config", "deploy/k8s/base/scenarios.yaml", "--format", "prometheusrule"
+    )
+    assert manifest.returncode == 0, manifest.stderr
+    assert "kind: PrometheusRule" in manifest.stdout
+
+
+def test_rules_on_a_bad_slo_block_exits_2_like_check() -> None:
+    path = BAD_CONFIGS[0].parent / "slo_objective_ratio.yaml"
+    completed = prober("rules", "--config", str(path))
+    assert completed.returncode == 2
+    assert expected_message(path) in completed.stderr
+    assert "Traceback" not in completed.stderr and completed.stdout == ""
+    unknown = prober("rules", "--config", str(path), "--format", "sloth")
+    assert unknown.returncode == 2 and "invalid choice" in unknown.stderr

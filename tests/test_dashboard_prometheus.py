@@ -13,6 +13,10 @@ every alert expression has something to find:
 - bad-import's script cannot be imported (prober-b)     -> ProberRunErrors, ProberStale
 - a third target that nothing listens on                -> ProberScrapeFailing
 - a test-only SLO of 1 ms on one step                   -> ProberStepSlow
+- sign-in declares objectives (availability, latency at an unusual 1.7 s, and a step's
+  availability): `prober rules` output is loaded too; succeeding on one replica and
+  failing on the other burns every budget, so ProberErrorBudgetBurn fires, and its SLI
+  must match the share counted from both replicas' own history (GET /api/runs)
 ProberAbsent must find nothing (probers are up). Alerts have `for:` durations of
 minutes, so the test checks each expression returns data and the alert is pending.
 """
@@ -79,8 +83,12 @@ SIGN_IN = """
   - name: sign-in
     interval: 3s
     timeout: 15s
+    slo:
+      objective: 99.5%
+      latency: {{duration_under: 1700ms, objective: 95%}}
     steps:
       - name: app_page_loaded
+        slo: {{objective: 99%}}
         actions:
           - goto: "{app}/"
           - wait_for: "text=Sign in with IdP"
@@ -154,6 +162,9 @@ def require(tool: str, install: str) -> str:
 class Prometheus:
     url: str
     check_alive: Callable[[], None]
+    # Every rule file Prometheus loaded, and each replica's base URL by pod name.
+    rule_files: list[Path]
+    replicas: dict[str, str]
 
     def query(self, expr: str) -> dict[str, Any]:
         status, body = http_get(
@@ -194,8 +205,8 @@ def dashboard_queries() -> list[tuple[str, str]]:
     return found
 
 
-def rule_queries() -> list[tuple[str, str]]:
-    groups = yaml.safe_load(RULES.read_text())["groups"]
+def rule_queries(files: list[Path]) -> list[tuple[str, str]]:
+    groups = [g for path in files for g in yaml.safe_load(path.read_text())["groups"]]
     return [(r.get("alert") or r["record"], r["expr"]) for g in groups for r in g["rules"]]
 
 
@@ -323,12 +334,25 @@ def stack(tmp_path: Path) -> Iterator[Prometheus]:
                     labels: {scenario: sign-in, step: app_page_loaded}
             """)
         )
+        # The SLO rules exactly as users get them (sign-in's objectives are the same on
+        # both replicas; prober-a's file has them).
+        conf_a = tmp_path / "prober-a" / "scenarios.yaml"
+        generated = subprocess.run(
+            [sys.executable, "-m", "prober", "rules", "--config", str(conf_a)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert generated.returncode == 0, generated.stderr
+        slo_rules = tmp_path / "slo-rules.yaml"
+        slo_rules.write_text(generated.stdout)
         config = tmp_path / "prometheus.yml"
         config.write_text(
             yaml.safe_dump(
                 {
                     "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": [str(RULES), str(slo)],
+                    "rule_files": [str(RULES), str(slo), str(slo_rules)],
                     "scrape_configs": [job],
                 }
             )
@@ -344,7 +368,12 @@ def stack(tmp_path: Path) -> Iterator[Prometheus]:
                 "--log.level=warn",
             ],
         )
-        prom = Prometheus(f"http://127.0.0.1:{prom_port}", check_alive)
+        prom = Prometheus(
+            f"http://127.0.0.1:{prom_port}",
+            check_alive,
+            [RULES, slo_rules],
+            {pod: f"http://127.0.0.1:{ports[pod]}" for pod in replicas},
+        )
         deadline = time.monotonic() + 20
         while http_get(f"{prom.url}/-/ready")[0] != 200:
             assert time.monotonic() < deadline, "Prometheus did not become ready"
@@ -370,6 +399,8 @@ def wait_for_data(prom: Prometheus) -> None:
         'result="error"}) >= 2',
         "gone target down": 'count(up{pod="prober-gone"} == 0) >= 1',
         "alerts pending": 'count(ALERTS{alertstate="pending"}) >= 1',
+        "error budget burning": 'count(ALERTS{alertname="ProberErrorBudgetBurn",'
+        'alertstate="firing"}) >= 1',
     }
     deadline = time.monotonic() + 80
     missing = list(conditions)
@@ -410,7 +441,7 @@ def test_every_dashboard_and_rule_query_returns_data(stack: Prometheus) -> None:
     for name, metric in healthy.items():
         if not stack.query(metric).get("data", {}).get("result"):
             problems.append(f"rule {name}: metric {metric} is not exported")
-    for name, expr in rule_queries():
+    for name, expr in rule_queries(stack.rule_files):
         answer = stack.query(expr)
         if answer.get("status") != "success":
             problems.append(f"rule {name}: {answer.get('error', answer)}")
@@ -441,6 +472,63 @@ def test_every_dashboard_and_rule_query_returns_data(stack: Prometheus) -> None:
     assert {(r["metric"]["step"], r["metric"]["reason"]) for r in reasons} == {
         ("api_reachable", "navigation")
     }
+    check_sli_against_history(stack)
+
+
+def history_share(replica: str, since: float, until: float) -> tuple[int, int]:
+    """(successes, valid runs) of sign-in that ended in (since, until], from /api/runs."""
+    status, body = http_get(f"{replica}/api/runs?scenario=sign-in&limit=500")
+    assert status == 200, body
+    ended = [r for r in json.loads(body)["runs"] if since < r["ended_at"] <= until]
+    valid = [r for r in ended if r["result"] != "error"]
+    return sum(r["result"] == "success" for r in valid), len(valid)
+
+
+def check_sli_against_history(stack: Prometheus) -> None:
+    """The generated availability SLI, evaluated by Prometheus, against prober's history.
+
+    Called by the test below: a stack of its own would double this module's wall time.
+
+    sign-in succeeds on prober-a and fails on prober-b: the SLI is the share of all valid
+    runs of both replicas that succeeded, which only a sum across replicas gets right.
+    Prometheus saw the counters from its first scrape of each replica on: history is
+    counted over the same span, taken from the raw samples' timestamps.
+    """
+    problems: list[str] = []
+    for _ in range(10):
+        stack.check_alive()
+        samples = stack.query('prober_scenario_runs_total{scenario="sign-in"}[5m]')
+        spans = {
+            r["metric"]["pod"]: (float(r["values"][0][0]), float(r["values"][-1][0]))
+            for r in samples["data"]["result"]
+        }
+        recorded = stack.query(
+            'prober:slo_errors:ratio_rate5m{scenario="sign-in", slo="availability", step=""}'
+        )["data"]["result"]
+        counted = {pod: history_share(stack.replicas[pod], *spans[pod]) for pod in spans}
+        good = sum(g for g, _ in counted.values())
+        valid = sum(v for _, v in counted.values())
+        assert set(counted) == {"prober-a", "prober-b"}
+        assert counted["prober-a"][0] > 0 and counted["prober-b"][1] > counted["prober-b"][0]
+        (series,) = recorded
+        assert "pod" not in series["metric"], "the SLI must be summed across replicas"
+        sli = 1 - float(series["value"][1])
+        # rate() extrapolates each series by up to a scrape interval (1s of about a minute).
+        if abs(sli - good / valid) <= 0.02:
+            break
+        problems.append(f"SLI {sli:.4f} vs history {good}/{valid} = {good / valid:.4f}")
+        time.sleep(1)
+    else:
+        pytest.fail("; ".join(problems))
+    # The latency objective's 1.7 s has its own bucket, exported by the real `serve`.
+    assert stack.query('prober_scenario_duration_seconds_bucket{scenario="sign-in", le="1.7"}')[
+        "data"
+    ]["result"], "no le=1.7 bucket for the latency objective"
+    budget = stack.value(
+        'prober:slo_error_budget_remaining:ratio{scenario="sign-in", slo="availability"}'
+    )
+    # About half the runs fail against a 0.5% budget: it is spent many times over.
+    assert budget < -10, budget
 
 
 # --- without Prometheus: the dashboard file itself --------------------------------------

@@ -37,7 +37,11 @@ def objects() -> dict[str, dict[str, Any]]:
     )
     assert proc.returncode == 0, proc.stderr
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
-    by_kind = {d["kind"]: d for d in docs}
+    # One object per kind, except the rules: prober's own and the generated SLO rules.
+    by_kind = {
+        d["kind"] + ("/" + d["metadata"]["name"] if d["kind"] == "PrometheusRule" else ""): d
+        for d in docs
+    }
     assert len(by_kind) == len(docs), "one object per kind expected in the base"
     return by_kind
 
@@ -71,7 +75,11 @@ def mebibytes(quantity: str) -> float:
 
 
 def test_renders_every_object(objects: dict[str, dict[str, Any]]) -> None:
-    assert set(objects) == CORE_KINDS | {"ServiceMonitor", "PrometheusRule"}
+    assert set(objects) == CORE_KINDS | {
+        "ServiceMonitor",
+        "PrometheusRule/prober",
+        "PrometheusRule/prober-slo",
+    }
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)

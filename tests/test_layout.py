@@ -19,7 +19,7 @@ from pathlib import Path
 import prober
 from prober.contracts.secrets import Redactor
 
-PARENT_PACKAGES = ("contracts", "supervise", "schedule", "record", "http")
+PARENT_PACKAGES = ("contracts", "supervise", "schedule", "record", "http", "slo")
 PARENT_MODULES = ("cli", "service", "settings", "logs")
 WORKER_PACKAGES = ("worker", "scenario")
 

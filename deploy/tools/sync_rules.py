@@ -1,8 +1,13 @@
-"""Write deploy/k8s/base/prometheusrule.yaml from deploy/prometheus/rules.yaml.
+"""Write the generated rule files in deploy/ from their sources.
 
-rules.yaml is the one source of truth for prober's alerting and recording rules; the
-PrometheusRule (Prometheus Operator) carries the same groups under `spec`. The text is
-copied indented, so comments survive; tests/test_alerts.py checks both stay equal.
+- deploy/k8s/base/prometheusrule.yaml from deploy/prometheus/rules.yaml: rules.yaml is
+  the one source of truth for prober's own alerting and recording rules; the
+  PrometheusRule (Prometheus Operator) carries the same groups under `spec`. The text is
+  copied indented, so comments survive.
+- deploy/prometheus/slo-rules.yaml and deploy/k8s/base/slo-prometheusrule.yaml from the
+  `slo:` blocks of deploy/k8s/base/scenarios.yaml, by `prober rules`.
+
+tests/test_alerts.py and tests/test_slo_deploy.py check all of them are current.
 
     python deploy/tools/sync_rules.py          # rewrite
     python deploy/tools/sync_rules.py --check  # exit 1 if out of date
@@ -11,12 +16,16 @@ copied indented, so comments survive; tests/test_alerts.py checks both stay equa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules.yaml"
 PROMETHEUS_RULE = ROOT / "deploy/k8s/base/prometheusrule.yaml"
+SCENARIOS = "deploy/k8s/base/scenarios.yaml"
+SLO_RULES = ROOT / "deploy/prometheus/slo-rules.yaml"
+SLO_PROMETHEUS_RULE = ROOT / "deploy/k8s/base/slo-prometheusrule.yaml"
 
 HEADER = """\
 # GENERATED from deploy/prometheus/rules.yaml by deploy/tools/sync_rules.py: edit that
@@ -40,17 +49,34 @@ def render() -> str:
     return HEADER + "\n".join(body) + "\n"
 
 
+def render_all() -> dict[Path, str]:
+    """Every generated file and the text it should have."""
+    sys.path.insert(0, str(ROOT))
+    from prober.slo.rules import generate
+
+    # The scenario file's path appears in the generated header: keep it relative.
+    os.chdir(ROOT)
+    return {
+        PROMETHEUS_RULE: render(),
+        SLO_RULES: generate(SCENARIOS, "rules"),
+        SLO_PROMETHEUS_RULE: generate(SCENARIOS, "prometheusrule"),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check, do not write")
     args = parser.parse_args()
-    text = render()
-    if args.check:
-        if PROMETHEUS_RULE.read_text() != text:
-            print(f"{PROMETHEUS_RULE} is out of date: run {__file__}", file=sys.stderr)
-            return 1
-        return 0
-    PROMETHEUS_RULE.write_text(text)
+    stale = []
+    for path, text in render_all().items():
+        if not path.exists() or path.read_text() != text:
+            stale.append(path)
+            if not args.check:
+                path.write_text(text)
+    if args.check and stale:
+        for path in stale:
+            print(f"{path} is out of date: run python {__file__}", file=sys.stderr)
+        return 1
     return 0
 
 

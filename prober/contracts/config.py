@@ -28,6 +28,7 @@ from pydantic import (
 from prober.contracts.actions import Action, normalize_action
 from prober.contracts.durations import Duration
 from prober.contracts.secrets import Redactor, is_short
+from prober.contracts.slo import SLO
 
 SCENARIO_NAME = r"^[a-z0-9_-]+$"
 STEP_NAME = r"^[a-z0-9_]+$"
@@ -44,6 +45,8 @@ class Step(BaseModel):
 
     name: str = Field(pattern=STEP_NAME)
     actions: list[Annotated[Action, BeforeValidator(normalize_action)]] = Field(min_length=1)
+    # Only `prober rules` reads it; excluded from the worker's spec, which re-validates steps.
+    slo: SLO | None = Field(default=None, exclude=True)
 
 
 class Scenario(BaseModel):
@@ -59,6 +62,8 @@ class Scenario(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     # Extra attempts after a failed or timed-out run (see prober/retries.py for the policy).
     retries: int = Field(default=0, ge=0, le=10)
+    # Objectives for `prober rules` (prober/slo/); steps of the declarative form may have own.
+    slo: SLO | None = None
 
     @field_validator("script")
     @classmethod

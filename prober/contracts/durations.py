@@ -1,12 +1,16 @@
-"""Human durations (`500ms`, `30s`, `5m`, `1h`, `1m30s`) used across config and settings."""
+"""Human durations (`500ms`, `30s`, `5m`, `1h`, `1m30s`, `28d`) used across config and settings.
+
+Days exist for SLO windows (`window: 28d`); every other field accepts them too, since a
+longer spelling of the same number of seconds is harmless.
+"""
 
 import re
 from typing import Annotated
 
 from pydantic import BeforeValidator
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(text: str) -> float:
@@ -15,7 +19,7 @@ def parse_duration(text: str) -> float:
     parts = _PART.findall(compact)
     if not compact or "".join(n + u for n, u in parts) != compact:
         raise ValueError(
-            f"invalid duration {text!r}: use a number with a unit, e.g. 500ms, 30s, 5m, 1h"
+            f"invalid duration {text!r}: use a number with a unit, e.g. 500ms, 30s, 5m, 1h, 28d"
         )
     return sum(float(number) * _UNITS[unit] for number, unit in parts)
 

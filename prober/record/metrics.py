@@ -51,6 +51,9 @@ class ProberMetrics:
         location: str | None = None,
     ) -> None:
         self._location = location
+        # Fixed for the life of the histograms; a reload can only report a missing boundary.
+        self.scenario_buckets = tuple(scenario_buckets)
+        self.step_buckets = tuple(step_buckets)
         # Told after every update (see prober.http.exposition): a no-op until a server is wired.
         self.on_change: Callable[[], None] = lambda: None
         extra = ("location",) if location else ()

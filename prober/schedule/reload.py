@@ -25,6 +25,7 @@ from typing import Protocol
 from prober.contracts.config import Config, ConfigError, Scenario, load_config
 from prober.contracts.secrets import Redactor
 from prober.schedule.scheduler import Scheduler
+from prober.slo import buckets as slo_buckets
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,12 @@ class ReloadListener(Protocol):
     def config_loaded(self, ok: bool, at: float) -> None: ...
     def configure(self, scenarios: Iterable[Scenario]) -> None: ...
     def forget(self, scenario: str) -> None: ...
+
+    # Histogram boundaries, fixed for the process' life: a reload can only warn.
+    @property
+    def scenario_buckets(self) -> tuple[float, ...]: ...
+    @property
+    def step_buckets(self) -> tuple[float, ...]: ...
 
 
 class ConfigReloader:
@@ -119,6 +126,14 @@ class ConfigReloader:
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
         fresh = [wanted[name] for name in (*added, *changed)]
+        unbucketed = slo_buckets.missing(
+            config.scenarios, self._metrics.scenario_buckets, self._metrics.step_buckets
+        )
+        if unbucketed:
+            log.warning(
+                "latency objectives without a histogram bucket until prober restarts",
+                extra={"duration_under_seconds": unbucketed},
+            )
         self._metrics.configure(fresh)
         for scenario in fresh:
             self._scheduler.add(scenario)
