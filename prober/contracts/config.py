@@ -27,10 +27,13 @@ from pydantic import (
 
 from prober.contracts.actions import Action, normalize_action
 from prober.contracts.durations import Duration
+from prober.contracts.result import DEFAULT_COMPONENT
 from prober.contracts.secrets import Redactor
 
 SCENARIO_NAME = r"^[a-z0-9_-]+$"
 STEP_NAME = r"^[a-z0-9_]+$"
+# The `component` label (the part of the flow a step exercises: app, idp, cdn...).
+COMPONENT_NAME = r"^[a-z0-9_]+$"
 _SCRIPT_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$")
 
@@ -44,6 +47,8 @@ class Step(BaseModel):
 
     name: str = Field(pattern=STEP_NAME)
     actions: list[Annotated[Action, BeforeValidator(normalize_action)]] = Field(min_length=1)
+    # None: the scenario's own component.
+    component: str | None = Field(default=None, pattern=COMPONENT_NAME, max_length=63)
 
 
 class Scenario(BaseModel):
@@ -59,6 +64,8 @@ class Scenario(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     # Extra attempts after a failed or timed-out run (see prober/retries.py for the policy).
     retries: int = Field(default=0, ge=0, le=10)
+    # The component of every step that names none, and of the run's time outside steps.
+    component: str = Field(default=DEFAULT_COMPONENT, pattern=COMPONENT_NAME, max_length=63)
 
     @field_validator("script")
     @classmethod

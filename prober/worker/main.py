@@ -56,19 +56,24 @@ class EventStream:
         line = encode_event(event, **fields).decode()
         os.write(self._fd, self.redact(line).encode())
 
-    def step_started(self, name: str) -> None:
+    def step_started(self, name: str, component: str) -> None:
         self.latest_step = name
-        self.emit("step_started", step=name)
+        self.emit("step_started", step=name, component=component)
 
-    def step_finished(self, name: str, duration: float, error: BaseException | None) -> None:
+    def step_finished(
+        self, name: str, component: str, duration: float, error: BaseException | None
+    ) -> None:
         if error is None:
-            self.emit("step_finished", step=name, duration_seconds=duration, ok=True)
+            self.emit(
+                "step_finished", step=name, component=component, duration_seconds=duration, ok=True
+            )
             return
         self.failed_step = name
         _, reason = classify(error)
         self.emit(
             "step_finished",
             step=name,
+            component=component,
             duration_seconds=duration,
             ok=False,
             reason=reason.value,
@@ -121,7 +126,7 @@ def load_body(spec: WorkerSpec) -> ScriptFunction:
 
 async def run_steps(page: Page, step: StepTimer, steps: list[Step]) -> None:
     for declared in steps:
-        async with step(declared.name):
+        async with step(declared.name, declared.component):
             for action in declared.actions:
                 await perform(page, action)
 
@@ -227,7 +232,7 @@ async def run_body(
     spec: WorkerSpec, events: EventStream, body: ScriptFunction, page: Page
 ) -> tuple[Outcome, float, str | None, str | None]:
     """(result, duration, error, reason); the duration covers the steps and nothing after."""
-    timer = StepTimer(events)
+    timer = StepTimer(events, spec.component)
     started = time.monotonic()
     deadline = asyncio.timeout_at(spec.soft_deadline)
     try:
