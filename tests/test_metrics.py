@@ -121,5 +121,14 @@ def test_a_failed_step_counts_against_its_component_and_leaves_component_duratio
         )
         is None
     )
+    for component, ok in (("web", 1), ("idp", 0)):
+        labels = {"scenario": "sso", "component": component}
+        assert registry.get_sample_value("prober_component_last_successful", labels) == ok
     metrics.forget("sso")
     assert registry.get_sample_value("prober_step_failures_total", failures) is None
+    assert (
+        registry.get_sample_value(
+            "prober_component_last_successful", {"scenario": "sso", "component": "idp"}
+        )
+        is None
+    )

@@ -19,3 +19,15 @@ def component_durations(result: RunResult, own_component: str) -> dict[str, floa
     # Never negative: rounding in the worker's two clocks readings may leave -1e-9.
     totals[own_component] = totals.get(own_component, 0.0) + max(outside, 0.0)
     return totals
+
+
+def component_outcomes(result: RunResult) -> dict[str, bool]:
+    """For each component the run reached: True if all its steps passed.
+
+    A component whose steps the run never reached (they come after the failed one) is
+    left out: the run says nothing about it.
+    """
+    outcomes: dict[str, bool] = {}
+    for step in result.steps:
+        outcomes[step.component] = outcomes.get(step.component, True) and step.ok
+    return outcomes

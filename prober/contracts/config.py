@@ -35,7 +35,14 @@ STEP_NAME = r"^[a-z0-9_]+$"
 # The `component` label (the part of the flow a step exercises: app, idp, cdn...).
 COMPONENT_NAME = r"^[a-z0-9_]+$"
 _SCRIPT_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$")
+# `${NAME}` or `${env:NAME}` (secret), `${public:NAME}` (not secret), `${file:PATH}`
+# (secret, the file's content), or `$$` for a literal `$`.
+_VAR = re.compile(
+    r"\$\{(?:(env|public):([A-Za-z_][A-Za-z0-9_]*)|file:([^}]+)|([A-Za-z_][A-Za-z0-9_]*))\}"
+    r"|\$\$"
+)
+# A credential is a line or a key, not a file someone mounted by mistake.
+MAX_SECRET_FILE_BYTES = 64 * 1024
 
 
 class ConfigError(Exception):
@@ -104,11 +111,13 @@ class ScenarioFile(BaseModel):
 
 @dataclass(frozen=True)
 class Config:
-    """A loaded scenario file and the secrets its expansion brought in."""
+    """A loaded scenario file, the secrets its expansion brought in, and the files they
+    were read from (`${file:...}`), which live reload watches as well."""
 
     path: Path
     scenarios: tuple[Scenario, ...]
     secrets: tuple[str, ...]
+    files: tuple[Path, ...] = ()
 
     def scenario(self, name: str) -> Scenario:
         for scenario in self.scenarios:
@@ -123,8 +132,9 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     path = Path(path)
     environ = os.environ if environ is None else environ
     raw = _read_yaml(path)
-    secrets: set[str] = set()
-    expanded = _expand(raw, environ, secrets, path, raw, ())
+    expansion = _Expansion(path, raw, environ)
+    expanded = expansion.expand(raw, ())
+    secrets = expansion.secrets
     # Messages quote offending values, which may have come from the environment.
     redact = Redactor(secrets)
     try:
@@ -137,7 +147,12 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
                 _check_importable(path, scenario)
     except ConfigError as exc:
         raise ConfigError(redact(str(exc))) from None
-    return Config(path=path, scenarios=tuple(parsed.scenarios), secrets=tuple(sorted(secrets)))
+    return Config(
+        path=path,
+        scenarios=tuple(parsed.scenarios),
+        secrets=tuple(sorted(secrets)),
+        files=tuple(expansion.files),
+    )
 
 
 def _read_yaml(path: Path) -> Any:
@@ -159,32 +174,68 @@ def _read_yaml(path: Path) -> Any:
     return data
 
 
-def _expand(
-    value: Any,
-    environ: Mapping[str, str],
-    secrets: set[str],
-    path: Path,
-    root: Any,
-    loc: tuple[str | int, ...],
-) -> Any:
-    """Replace `${VAR}` in every string (`$$` is a literal `$`), remembering each value."""
-    if isinstance(value, dict):
-        return {k: _expand(v, environ, secrets, path, root, (*loc, k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v, environ, secrets, path, root, (*loc, i)) for i, v in enumerate(value)]
-    if not isinstance(value, str):
+class _Expansion:
+    """Replaces `${...}` in every string of the file, remembering secrets and files read."""
+
+    def __init__(self, path: Path, root: Any, environ: Mapping[str, str]) -> None:
+        self.path = path
+        self.root = root
+        self.environ = environ
+        self.secrets: set[str] = set()
+        self.files: list[Path] = []
+
+    def expand(self, value: Any, loc: tuple[str | int, ...]) -> Any:
+        if isinstance(value, dict):
+            return {k: self.expand(v, (*loc, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.expand(v, (*loc, i)) for i, v in enumerate(value)]
+        if not isinstance(value, str):
+            return value
+        return _VAR.sub(lambda match: self._substitute(match, loc), value)
+
+    def _substitute(self, match: re.Match[str], loc: tuple[str | int, ...]) -> str:
+        kind, prefixed, file, bare = match.groups()
+        if match.group(0) == "$$":
+            return "$"
+        if file is not None:
+            value = self._read_file(file.strip(), loc)
+            self.secrets.add(value)
+            return value
+        name = prefixed or bare
+        if name not in self.environ:
+            raise ConfigError(
+                f"{_where(self.path, self.root, loc)}: environment variable {name} is not set"
+            )
+        value = self.environ[name]
+        if kind != "public":  # a credential unless the file says it is not
+            self.secrets.add(value)
         return value
 
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name is None:
-            return "$"
-        if name not in environ:
-            raise ConfigError(f"{_where(path, root, loc)}: environment variable {name} is not set")
-        secrets.add(environ[name])
-        return environ[name]
-
-    return _VAR.sub(substitute, value)
+    def _read_file(self, name: str, loc: tuple[str | int, ...]) -> str:
+        """A mounted Secret's key: the content, less the line ending an editor adds."""
+        where = _where(self.path, self.root, loc)
+        file = Path(name)
+        if not file.is_absolute():
+            file = self.path.parent / file
+        try:
+            with file.open("rb") as handle:
+                data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            raise ConfigError(f"{where}: secret file {file} cannot be read: {why}") from None
+        if len(data) > MAX_SECRET_FILE_BYTES:
+            raise ConfigError(
+                f"{where}: secret file {file} is larger than {MAX_SECRET_FILE_BYTES} bytes"
+            )
+        try:
+            value = data.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}: secret file {file} is not UTF-8 text") from None
+        if not value:
+            raise ConfigError(f"{where}: secret file {file} is empty")
+        if file not in self.files:
+            self.files.append(file)
+        return value
 
 
 def _check_importable(path: Path, scenario: Scenario) -> None:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from prober.contracts.components import component_durations
+from prober.contracts.components import component_durations, component_outcomes
 from prober.contracts.config import Scenario
 from prober.contracts.result import DEFAULT_COMPONENT, Outcome, RunResult
 
@@ -139,6 +139,12 @@ class ProberMetrics:
             "prober_component_last_duration_seconds",
             "Time the last successful run spent in each component (adds up to that run's "
             "duration).",
+            component,
+        )
+        self.component_last_successful = gauge(
+            "prober_component_last_successful",
+            "1 if the component's steps passed in the last run that reached them (not "
+            "result=error), 0 if one failed: the alert that names whose part broke.",
             component,
         )
         self.retries = Counter(
@@ -264,6 +270,7 @@ class ProberMetrics:
         for component in self._component_keys.pop(scenario, ()):
             _remove(self.component_duration, self._labels(scenario, component))
             _remove(self.component_last_duration, self._labels(scenario, component))
+            _remove(self.component_last_successful, self._labels(scenario, component))
         self._own_component.pop(scenario, None)
         page_keys = self._page_keys.pop(scenario, set())
         for key in page_keys:
@@ -299,6 +306,9 @@ class ProberMetrics:
         self.last_duration.labels(*labels).set(result.duration_seconds)
         self.last_successful.labels(*labels).set(1 if result.ok else 0)
         self.last_run.labels(*labels).set(ended_at)
+        for component, ok in component_outcomes(result).items():
+            self._component_keys[name].add(component)
+            self.component_last_successful.labels(*self._labels(name, component)).set(int(ok))
         if result.ok:
             self.duration.labels(*labels).observe(result.duration_seconds, exemplar)
             self.last_success.labels(*labels).set(ended_at)
