@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from prober.contracts.actions import Action, normalize_action
+from prober.contracts.actions import Action, FillTotp, normalize_action
 from prober.contracts.durations import Duration
 from prober.contracts.result import DEFAULT_COMPONENT
 from prober.contracts.secrets import Redactor
@@ -141,6 +141,12 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         parsed = ScenarioFile.model_validate(expanded)
     except ValidationError as exc:
         raise ConfigError(redact(_describe(path, raw, exc))) from None
+    # A TOTP seed is a credential even when written into the file literally.
+    for scenario in parsed.scenarios:
+        for step in scenario.steps or ():
+            for action in step.actions:
+                if isinstance(action, FillTotp):
+                    secrets.update(action.secrets())
     try:
         for scenario in parsed.scenarios:
             if scenario.script is not None:

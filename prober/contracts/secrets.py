@@ -33,6 +33,22 @@ def _spellings(secret: str) -> set[str]:
     }
 
 
+# A secret that is all digits (a TOTP code, a PIN) is masked only where it stands alone:
+# not inside a longer number, a decimal (a duration), a word or a hex hash (a run id's
+# timestamp, a trace resource name). Masking those would corrupt the JSON events and
+# traces it is applied to, and say nothing about the secret. `%3D123456` (an encoded
+# `=` before it) still counts as standing alone.
+_DIGITS_BEFORE = r"(?:(?<=%[0-9A-Fa-f]{2})|(?<![\w.]))"
+_DIGITS_AFTER = r"(?![\w]|\.[0-9])"
+
+
+def _alternative(spelling: str) -> str:
+    escaped = re.escape(spelling)
+    if spelling.isascii() and spelling.isdigit():
+        return _DIGITS_BEFORE + escaped + _DIGITS_AFTER
+    return escaped
+
+
 class Redactor:
     """Replaces every known secret, in every spelling we know of, with a mask."""
 
@@ -48,7 +64,7 @@ class Redactor:
         spellings = {s for secret in self.secrets for s in _spellings(secret)}
         # Longest first, so that a secret containing another is masked whole.
         ordered = sorted(spellings, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._pattern = re.compile("|".join(map(_alternative, ordered))) if ordered else None
 
     def __call__(self, text: str) -> str:
         if self._pattern is None or not text:

@@ -26,6 +26,7 @@ from prober.contracts.config import Step
 from prober.contracts.protocol import EventName, LaunchSpec, WorkerSpec, encode_event
 from prober.contracts.result import Outcome
 from prober.contracts.secrets import Redactor
+from prober.scenario import totp
 from prober.scenario.api import ScriptFunction, StepTimer
 from prober.worker.actions import perform
 from prober.worker.capture import Capture
@@ -291,7 +292,11 @@ async def serve_one(launch: LaunchSpec, events_fd: int) -> None:
         if not raw.strip():
             return
         spec = WorkerSpec.model_validate_json(raw)
-        await execute(spec, EventStream(events_fd, Redactor(spec.secrets)), starter)
+        redact = Redactor(spec.secrets)
+        # TOTP codes are born in this process: they join the redactor events, console
+        # and trace scrubbing share, before any reaches the page.
+        totp.mask_with(redact.add)
+        await execute(spec, EventStream(events_fd, redact), starter)
     finally:
         await starter.close()
 
