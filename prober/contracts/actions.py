@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from prober.contracts.durations import Duration
 from prober.contracts.totp import Algorithm, normalize_seed, seed_problem
 
 # Actions whose YAML shorthand is a bare string, and the field that string fills.
@@ -59,7 +58,8 @@ class FillTotp(_Action):
     digits: int = Field(default=6, ge=6, le=10)
     period: int = Field(default=30, ge=5, le=300)
     algorithm: Algorithm = "SHA1"
-    margin: Duration = Field(default=3.0, ge=0)
+    # Seconds, like `period` (the otpauth:// convention), not a duration string.
+    margin: float = Field(default=3.0, ge=0)
 
     @field_validator("secret")
     @classmethod
