@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -49,7 +50,15 @@ def test_seed_spelling_does_not_matter_and_every_code_is_masked() -> None:
     finally:
         totp.mask_with(lambda secrets: None)
     assert code == reference_code(key_of(SEED), 1000.0)
-    assert redact(f"typed {code} for JBSWY3DPEHPK3PXP") == "typed ******** for ********"
+    assert redact("seed JBSWY3DPEHPK3PXP") == "seed ********"
+    # Where a code is a value it is masked; inside numbers (an event's duration, a
+    # trace's timestamps) it is left alone, so the JSON stays intact.
+    event = f'{{"otp":"{code}","form":"otp={code}&go=1","d":0.{code}1,"t":1{code}.5}}'
+    masked = redact(event)
+    assert masked == (
+        f'{{"otp":"********","form":"otp=********&go=1","d":0.{code}1,"t":1{code}.5}}'
+    )
+    assert json.loads(masked)["d"] == float(f"0.{code}1")
 
 
 def test_a_bad_seed_raises_without_quoting_it() -> None:

@@ -28,7 +28,7 @@ from pydantic import (
 from prober.contracts.actions import Action, FillTotp, normalize_action
 from prober.contracts.durations import Duration
 from prober.contracts.result import DEFAULT_COMPONENT
-from prober.contracts.secrets import Redactor
+from prober.contracts.secrets import Redactor, is_short
 
 SCENARIO_NAME = r"^[a-z0-9_-]+$"
 STEP_NAME = r"^[a-z0-9_]+$"
@@ -118,6 +118,8 @@ class Config:
     scenarios: tuple[Scenario, ...]
     secrets: tuple[str, ...]
     files: tuple[Path, ...] = ()
+    # Variables whose values are too short to mask in free text (prober.secrets).
+    short_secret_variables: tuple[str, ...] = ()
 
     def scenario(self, name: str) -> Scenario:
         for scenario in self.scenarios:
@@ -134,9 +136,9 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     raw = _read_yaml(path)
     expansion = _Expansion(path, raw, environ)
     expanded = expansion.expand(raw, ())
-    secrets = expansion.secrets
+    secrets = expansion.secrets  # where it came from (a variable, a file) -> value
     # Messages quote offending values, which may have come from the environment.
-    redact = Redactor(secrets)
+    redact = Redactor(secrets.values())
     try:
         parsed = ScenarioFile.model_validate(expanded)
     except ValidationError as exc:
@@ -146,7 +148,8 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         for step in scenario.steps or ():
             for action in step.actions:
                 if isinstance(action, FillTotp):
-                    secrets.update(action.secrets())
+                    for index, seed in enumerate(action.secrets()):
+                        secrets[f"fill_totp seed of {scenario.name}/{step.name} ({index})"] = seed
     try:
         for scenario in parsed.scenarios:
             if scenario.script is not None:
@@ -156,8 +159,9 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     return Config(
         path=path,
         scenarios=tuple(parsed.scenarios),
-        secrets=tuple(sorted(secrets)),
+        secrets=tuple(sorted(set(secrets.values()))),
         files=tuple(expansion.files),
+        short_secret_variables=tuple(sorted(n for n, v in secrets.items() if v and is_short(v))),
     )
 
 
@@ -187,7 +191,7 @@ class _Expansion:
         self.path = path
         self.root = root
         self.environ = environ
-        self.secrets: set[str] = set()
+        self.secrets: dict[str, str] = {}
         self.files: list[Path] = []
 
     def expand(self, value: Any, loc: tuple[str | int, ...]) -> Any:
@@ -205,7 +209,7 @@ class _Expansion:
             return "$"
         if file is not None:
             value = self._read_file(file.strip(), loc)
-            self.secrets.add(value)
+            self.secrets[f"file:{file.strip()}"] = value
             return value
         name = prefixed or bare
         if name not in self.environ:
@@ -214,7 +218,7 @@ class _Expansion:
             )
         value = self.environ[name]
         if kind != "public":  # a credential unless the file says it is not
-            self.secrets.add(value)
+            self.secrets[name] = value
         return value
 
     def _read_file(self, name: str, loc: tuple[str | int, ...]) -> str:

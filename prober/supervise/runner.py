@@ -423,8 +423,13 @@ class WorkerRunner:
 
 
 def _stderr_summary(tail: deque[bytes], redact: Redactor) -> str:
+    text = b"".join(tail).decode("utf-8", "replace")
+    if len(tail) == tail.maxlen:
+        # Older output was dropped, so the first line may start inside a secret, where no
+        # spelling of it matches any more: that line goes.
+        text = text.partition("\n")[2]
     # Masked before cutting, so a secret straddling the cut cannot survive in part.
-    text = redact(b"".join(tail).decode("utf-8", "replace"))[-STDERR_TAIL_BYTES:].strip()
+    text = redact(text)[-STDERR_TAIL_BYTES:].strip()
     lines = [line for line in text.splitlines() if line.strip()]
     return f"stderr: {' | '.join(lines[-3:])}" if lines else "no output on stderr"
 
