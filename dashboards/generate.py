@@ -440,6 +440,102 @@ def panels() -> list[tuple[Panel, int, int]]:
             12,
             8,
         ),
+        (row("Components"), 24, 1),
+        (
+            panel(
+                "timeseries",
+                "Total vs total without $component",
+                "Mean duration of successful runs over $window, all replicas: the whole "
+                "run, and the run without the time spent in $component's steps (e.g. the "
+                "identity provider). The gap is that component's share; a slow sign-in with "
+                "a flat 'without' line is that component's problem.",
+                [
+                    target(
+                        f"sum by (scenario) "
+                        f"(rate(prober_component_duration_seconds_sum{{{SEL}}}[$window])) / "
+                        f"sum by (scenario) "
+                        f"(rate(prober_scenario_duration_seconds_count{{{SEL}}}[$window]))",
+                        "{{scenario}} total",
+                    ),
+                    target(
+                        f"sum by (scenario) (rate(prober_component_duration_seconds_sum"
+                        f'{{{SEL}, component!~"$component"}}[$window])) / '
+                        f"sum by (scenario) "
+                        f"(rate(prober_scenario_duration_seconds_count{{{SEL}}}[$window]))",
+                        "{{scenario}} without $component",
+                        "B",
+                    ),
+                ],
+                unit="s",
+            ),
+            12,
+            8,
+        ),
+        (
+            panel(
+                "timeseries",
+                "Component duration p50 / p95",
+                "Per component of each scenario, over $window, from "
+                "prober_component_duration_seconds (successful runs; a run's components "
+                "add up to its duration).",
+                quantiles(
+                    "prober_component_duration_seconds",
+                    "scenario, component",
+                    "{{scenario}} / {{component}}",
+                ),
+                unit="s",
+            ),
+            12,
+            8,
+        ),
+        (
+            panel(
+                "timeseries",
+                "Failures by component",
+                "Failed steps per $window by the component they belong to: whose part of "
+                "the flow broke (ProberComponentDown).",
+                [
+                    target(
+                        f"sum by (scenario, component) "
+                        f"(increase(prober_step_failures_total{{{SEL}}}[$window]))",
+                        "{{scenario}} / {{component}}",
+                    )
+                ],
+            ),
+            12,
+            8,
+        ),
+        (
+            panel(
+                "state-timeline",
+                "Component state",
+                "prober_component_last_successful, worst replica: red where a component's "
+                "step failed in the last run that reached it.",
+                [
+                    target(
+                        f"min by (scenario, component) (prober_component_last_successful{{{SEL}}})",
+                        "{{scenario}} / {{component}}",
+                    )
+                ],
+                fieldConfig={
+                    "defaults": {
+                        "mappings": OK_FAIL,
+                        "color": {"mode": "thresholds"},
+                        "thresholds": {
+                            "mode": "absolute",
+                            "steps": [
+                                {"color": "red", "value": None},
+                                {"color": "green", "value": 1},
+                            ],
+                        },
+                    },
+                    "overrides": [],
+                },
+                options={"showValue": "never", "mergeValues": True},
+            ),
+            12,
+            8,
+        ),
         (row("Prober"), 24, 1),
         (
             panel(
@@ -574,6 +670,18 @@ def dashboard() -> dict[str, Any]:
                     "Scenario",
                     'label_values(prober_scenario_runs_total{namespace=~"$namespace"}, scenario)',
                 ),
+                # One component, for "total vs total without $component".
+                {
+                    **query_var(
+                        "component",
+                        "Without component",
+                        'label_values(prober_component_duration_seconds_count{namespace=~"$namespace"}'
+                        ", component)",
+                    ),
+                    "multi": False,
+                    "includeAll": False,
+                    "current": {"selected": True, "text": "idp", "value": "idp"},
+                },
                 {
                     "name": "window",
                     "label": "Window",

@@ -69,6 +69,7 @@ def test_prometheus_rule_is_generated_from_rules_file() -> None:
 
 EXPECTED_ALERTS = {
     "ProberTargetDown": "critical",
+    "ProberComponentDown": "critical",
     "ProberReplicaFailing": "warning",
     "ProberRunErrors": "warning",
     "ProberStale": "critical",

@@ -58,6 +58,7 @@ VARIABLES = {
     "namespace": NAMESPACE,
     "pod": "prober-a|prober-b",
     "scenario": ".*",
+    "component": "idp",
     "window": "30s",
     "__range": "60s",
     "__rate_interval": "10s",
@@ -93,10 +94,12 @@ SIGN_IN = """
           - goto: "{app}/"
           - wait_for: "text=Sign in with IdP"
       - name: idp_page_loaded
+        component: idp
         actions:
           - click: "text=Sign in with IdP"
           - wait_for: "input[name=login]"
       - name: credentials_accepted
+        component: idp
         actions:
           - fill: {{selector: "input[name=login]", value: "${{PROBE_USER}}"}}
           - fill: {{selector: "input[name=password]", value: "${{PROBE_PASSWORD}}"}}
@@ -114,6 +117,7 @@ BROKEN = """
         actions:
           - goto: "{site}/"
       - name: api_reachable
+        component: api
         actions:
           - goto: "{closed}/api"
 """
@@ -457,6 +461,7 @@ def test_every_dashboard_and_rule_query_returns_data(stack: Prometheus) -> None:
     }
     for alert in [
         ("ProberTargetDown", "", "broken"),
+        ("ProberComponentDown", "", "broken"),
         ("ProberReplicaFailing", "prober-b", "sign-in"),
         ("ProberRunErrors", "prober-b", "bad-import"),
         ("ProberStale", "prober-b", "bad-import"),
@@ -469,9 +474,13 @@ def test_every_dashboard_and_rule_query_returns_data(stack: Prometheus) -> None:
         "one failing replica must not look like the target being down"
     )
     reasons = stack.query('prober_step_failures_total{scenario="broken"}')["data"]["result"]
-    assert {(r["metric"]["step"], r["metric"]["reason"]) for r in reasons} == {
-        ("api_reachable", "navigation")
-    }
+    assert {
+        (r["metric"]["step"], r["metric"]["reason"], r["metric"]["component"]) for r in reasons
+    } == {("api_reachable", "navigation", "api")}
+    down = stack.query('ALERTS{alertname="ProberComponentDown"}')["data"]["result"]
+    assert {(r["metric"]["scenario"], r["metric"]["component"]) for r in down} == {
+        ("broken", "api")
+    }, "only the failing component of the failing scenario is down"
     check_sli_against_history(stack)
 
 

@@ -221,24 +221,46 @@ def test_config_and_secret_wiring(
     assert volume["configMap"]["name"] == configmap["metadata"]["name"]
     e = env(container)
     assert Path(e["PROBER_CONFIG"]).name in configmap["data"]
-    # Every ${VAR} the scenarios use comes from the container's environment.
+    # Every variable the scenarios use comes from the container's environment.
     scenarios = yaml.safe_load(configmap["data"]["scenarios.yaml"])  # without comments
-    used = set(re.findall(r"\$\{(\w+)\}", str(scenarios)))
-    assert used and used <= set(e), f"scenarios use undefined variables: {used - set(e)}"
-    # Credentials come from the Secret, whose example has every key, as placeholders.
+    used = set(re.findall(r"\$\{(?:env:|public:)?(\w+)\}", str(scenarios)))
+    assert used <= set(e), f"scenarios use undefined variables: {used - set(e)}"
+    # Credentials come from the Secret, whose example has every key, as placeholders:
+    # as files of a mounted secret volume (${file:...}), or as env vars.
     example = yaml.safe_load((BASE / "base" / "secret.example.yaml").read_text())
-    refs = [v["secretKeyRef"] for v in e.values() if isinstance(v, dict)]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    secret_dirs = {
+        mounts[v["name"]]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v
+    }
+    files = [Path(f) for f in re.findall(r"\$\{file:([^}]+)\}", str(scenarios))]
+    refs = [
+        (v["secretKeyRef"]["name"], v["secretKeyRef"]["key"])
+        for v in e.values()
+        if isinstance(v, dict)
+    ]
+    refs += [
+        (secret_dirs.get(str(f.parent), f"no secret volume at {f.parent}"), f.name) for f in files
+    ]
     assert refs, "credentials must come from a Secret"
-    for ref in refs:
-        assert ref["name"] == example["metadata"]["name"]
-        assert ref["key"] in example["stringData"]
+    for name, key in refs:
+        assert name == example["metadata"]["name"]
+        assert key in example["stringData"]
     assert all(v.startswith("REPLACE-ME") for v in example["stringData"].values())
     assert "Secret" not in objects, "the base must not overwrite real credentials"
 
 
-def test_shipped_scenarios_pass_prober_check(container: dict[str, Any]) -> None:
-    """The ConfigMap's scenarios load in prober itself, with the Deployment's env."""
+def test_shipped_scenarios_pass_prober_check(container: dict[str, Any], tmp_path: Path) -> None:
+    """The ConfigMap's scenarios load in prober itself, with the Deployment's env and
+    its Secret's keys as files where the scenarios read them."""
     e = {k: v if isinstance(v, str) else "placeholder" for k, v in env(container).items()}
+    text = (BASE / "base" / "scenarios.yaml").read_text()
+    for path in set(re.findall(r"\$\{file:(/[^}]+)\}", text)):
+        local = tmp_path / Path(path).relative_to("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text("placeholder\n")
+        text = text.replace("${file:" + path + "}", "${file:" + str(local) + "}")
+    config = tmp_path / "scenarios.yaml"
+    config.write_text(text)
     proc = subprocess.run(
         [
             sys.executable,
@@ -246,7 +268,7 @@ def test_shipped_scenarios_pass_prober_check(container: dict[str, Any]) -> None:
             "prober",
             "check",
             "--config",
-            str(BASE / "base" / "scenarios.yaml"),
+            str(config),
         ],
         capture_output=True,
         text=True,

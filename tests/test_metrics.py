@@ -36,7 +36,7 @@ def test_a_crash_counts_as_a_step_failure_but_not_against_the_target() -> None:
         ),
         ended_at=time.time(),
     )
-    failures = {"scenario": "login", "step": "home", "reason": "crash"}
+    failures = {"scenario": "login", "step": "home", "reason": "crash", "component": "app"}
     assert registry.get_sample_value("prober_step_failures_total", failures) == 1
     assert (
         registry.get_sample_value("prober_scenario_last_successful", {"scenario": "login"}) is None
@@ -58,3 +58,77 @@ def test_reconfiguring_does_not_hide_a_run_in_flight() -> None:
     metrics.run_started("login")
     metrics.configure([scenario.model_copy(update={"interval": 120.0})])  # a live reload
     assert registry.get_sample_value("prober_scenario_running", {"scenario": "login"}) == 1
+
+
+def sso_scenario() -> Scenario:
+    return Scenario.model_validate(
+        {
+            "name": "sso",
+            "interval": "1m",
+            "timeout": "30s",
+            "component": "web",
+            "steps": [
+                {"name": "home", "actions": [{"goto": "http://127.0.0.1/"}]},
+                {"name": "login", "component": "idp", "actions": [{"click": "#go"}]},
+                {"name": "back", "actions": [{"wait_for": "#done"}]},
+            ],
+        }
+    )
+
+
+def test_component_durations_add_up_to_the_run_and_time_outside_steps_is_the_scenarios() -> None:
+    registry, metrics = fresh()
+    metrics.configure([sso_scenario()])
+    steps = (
+        StepResult("home", 0.25, True, "web"),
+        StepResult("login", 1.5, True, "idp"),
+        StepResult("back", 0.5, True, "web"),
+    )
+    metrics.record(
+        RunResult("sso", "run-1", Outcome.SUCCESS, 2.5, time.time(), steps), ended_at=time.time()
+    )
+
+    def last(component: str) -> float | None:
+        return registry.get_sample_value(
+            "prober_component_last_duration_seconds", {"scenario": "sso", "component": component}
+        )
+
+    assert last("idp") == 1.5
+    assert last("web") == 1.0  # 0.25 + 0.5 in steps, 0.25 between them
+    assert last("app") is None  # the scenario's own component is `web` here
+    assert (last("idp") or 0) + (last("web") or 0) == registry.get_sample_value(
+        "prober_scenario_last_duration_seconds", {"scenario": "sso"}
+    )
+    count = registry.get_sample_value(
+        "prober_component_duration_seconds_count", {"scenario": "sso", "component": "idp"}
+    )
+    assert count == 1
+
+
+def test_a_failed_step_counts_against_its_component_and_leaves_component_durations() -> None:
+    registry, metrics = fresh()
+    metrics.configure([sso_scenario()])
+    steps = (StepResult("home", 0.25, True, "web"), StepResult("login", 5.0, False, "idp"))
+    failed = RunResult(
+        "sso", "run-2", Outcome.FAILURE, 5.25, time.time(), steps, "login", Reason.SELECTOR
+    )
+    metrics.record(failed, ended_at=time.time())
+    failures = {"scenario": "sso", "step": "login", "reason": "selector", "component": "idp"}
+    assert registry.get_sample_value("prober_step_failures_total", failures) == 1
+    assert (
+        registry.get_sample_value(
+            "prober_component_duration_seconds_count", {"scenario": "sso", "component": "idp"}
+        )
+        is None
+    )
+    for component, ok in (("web", 1), ("idp", 0)):
+        labels = {"scenario": "sso", "component": component}
+        assert registry.get_sample_value("prober_component_last_successful", labels) == ok
+    metrics.forget("sso")
+    assert registry.get_sample_value("prober_step_failures_total", failures) is None
+    assert (
+        registry.get_sample_value(
+            "prober_component_last_successful", {"scenario": "sso", "component": "idp"}
+        )
+        is None
+    )

@@ -174,6 +174,7 @@ async def test_metrics_after_real_runs_match_the_results(
             scenario="broken",
             step="home",
             reason="navigation",
+            component="app",
         )
         == failures
     )

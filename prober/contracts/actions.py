@@ -9,7 +9,9 @@ gets one clear message instead of a wall of union errors.
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from prober.contracts.totp import Algorithm, normalize_seed, seed_problem
 
 # Actions whose YAML shorthand is a bare string, and the field that string fills.
 _SHORTHAND = {
@@ -42,6 +44,44 @@ class Fill(_Action):
     value: str
 
 
+class FillTotp(_Action):
+    """Fill the current RFC 6238 code of a base32 seed (a second factor).
+
+    If the current code has less than `margin` left, the step waits for the next window
+    rather than submit a code that expires in flight: that wait is part of the step.
+    The seed and each code are secrets.
+    """
+
+    action: Literal["fill_totp"]
+    selector: str
+    secret: str
+    digits: int = Field(default=6, ge=6, le=10)
+    period: int = Field(default=30, ge=5, le=300)
+    algorithm: Algorithm = "SHA1"
+    # Seconds, like `period` (the otpauth:// convention), not a duration string.
+    margin: float = Field(default=3.0, ge=0)
+
+    @field_validator("secret")
+    @classmethod
+    def _base32(cls, value: str) -> str:
+        problem = seed_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _margin_fits(self) -> "FillTotp":
+        if self.margin * 2 > self.period:
+            raise ValueError(
+                f"margin ({self.margin:g}s) must be at most half the period ({self.period}s)"
+            )
+        return self
+
+    def secrets(self) -> tuple[str, str]:
+        """The seed as written and as used: both must be masked."""
+        return self.secret, normalize_seed(self.secret)
+
+
 class Press(_Action):
     action: Literal["press"]
     selector: str
@@ -68,10 +108,19 @@ class ExpectText(_Action):
 
 
 Action = Annotated[
-    Goto | Click | Fill | Press | WaitFor | WaitForUrl | ExpectText,
+    Goto | Click | Fill | FillTotp | Press | WaitFor | WaitForUrl | ExpectText,
     Field(discriminator="action"),
 ]
-ACTION_NAMES = ("click", "expect_text", "fill", "goto", "press", "wait_for", "wait_for_url")
+ACTION_NAMES = (
+    "click",
+    "expect_text",
+    "fill",
+    "fill_totp",
+    "goto",
+    "press",
+    "wait_for",
+    "wait_for_url",
+)
 
 
 def normalize_action(raw: Any) -> Any:
@@ -97,6 +146,7 @@ def normalize_action(raw: Any) -> Any:
 def _example(name: str) -> str:
     fields = {
         "fill": "{selector: ..., value: ...}",
+        "fill_totp": '{selector: ..., secret: "${MFA_SEED}"}',
         "press": "{selector: ..., key: Enter}",
         "expect_text": "{selector: ..., text: ...}",
     }

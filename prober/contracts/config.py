@@ -25,15 +25,25 @@ from pydantic import (
     model_validator,
 )
 
-from prober.contracts.actions import Action, normalize_action
+from prober.contracts.actions import Action, FillTotp, normalize_action
 from prober.contracts.durations import Duration
+from prober.contracts.result import DEFAULT_COMPONENT
 from prober.contracts.secrets import Redactor, is_short
 from prober.contracts.slo import SLO
 
 SCENARIO_NAME = r"^[a-z0-9_-]+$"
 STEP_NAME = r"^[a-z0-9_]+$"
+# The `component` label (the part of the flow a step exercises: app, idp, cdn...).
+COMPONENT_NAME = r"^[a-z0-9_]+$"
 _SCRIPT_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$")
+# `${NAME}` or `${env:NAME}` (secret), `${public:NAME}` (not secret), `${file:PATH}`
+# (secret, the file's content), or `$$` for a literal `$`.
+_VAR = re.compile(
+    r"\$\{(?:(env|public):([A-Za-z_][A-Za-z0-9_]*)|file:([^}]+)|([A-Za-z_][A-Za-z0-9_]*))\}"
+    r"|\$\$"
+)
+# A credential is a line or a key, not a file someone mounted by mistake.
+MAX_SECRET_FILE_BYTES = 64 * 1024
 
 
 class ConfigError(Exception):
@@ -47,6 +57,8 @@ class Step(BaseModel):
     actions: list[Annotated[Action, BeforeValidator(normalize_action)]] = Field(min_length=1)
     # Only `prober rules` reads it; excluded from the worker's spec, which re-validates steps.
     slo: SLO | None = Field(default=None, exclude=True)
+    # None: the scenario's own component.
+    component: str | None = Field(default=None, pattern=COMPONENT_NAME, max_length=63)
 
 
 class Scenario(BaseModel):
@@ -64,6 +76,8 @@ class Scenario(BaseModel):
     retries: int = Field(default=0, ge=0, le=10)
     # Objectives for `prober rules` (prober/slo/); steps of the declarative form may have own.
     slo: SLO | None = None
+    # The component of every step that names none, and of the run's time outside steps.
+    component: str = Field(default=DEFAULT_COMPONENT, pattern=COMPONENT_NAME, max_length=63)
 
     @field_validator("script")
     @classmethod
@@ -102,11 +116,13 @@ class ScenarioFile(BaseModel):
 
 @dataclass(frozen=True)
 class Config:
-    """A loaded scenario file and the secrets its expansion brought in."""
+    """A loaded scenario file, the secrets its expansion brought in, and the files they
+    were read from (`${file:...}`), which live reload watches as well."""
 
     path: Path
     scenarios: tuple[Scenario, ...]
     secrets: tuple[str, ...]
+    files: tuple[Path, ...] = ()
     # Variables whose values are too short to mask in free text (prober.secrets).
     short_secret_variables: tuple[str, ...] = ()
 
@@ -118,19 +134,35 @@ class Config:
         raise ConfigError(f"{self.path}: no scenario named {name!r}; scenarios: {known}")
 
 
-def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
-    """Read, expand and validate a scenario file; raise ConfigError with a human message."""
+def load_config(
+    path: str | os.PathLike[str],
+    environ: Mapping[str, str] | None = None,
+    *,
+    read_files: bool = True,
+) -> Config:
+    """Read, expand and validate a scenario file; raise ConfigError with a human message.
+
+    `read_files=False` leaves `${file:...}` references as written: `prober rules` runs in
+    CI, where the mounted Secrets do not exist and their values do not matter."""
     path = Path(path)
     environ = os.environ if environ is None else environ
     raw = _read_yaml(path)
-    secrets: dict[str, str] = {}  # variable name -> value
-    expanded = _expand(raw, environ, secrets, path, raw, ())
+    expansion = _Expansion(path, raw, environ, read_files=read_files)
+    expanded = expansion.expand(raw, ())
+    secrets = expansion.secrets  # where it came from (a variable, a file) -> value
     # Messages quote offending values, which may have come from the environment.
     redact = Redactor(secrets.values())
     try:
         parsed = ScenarioFile.model_validate(expanded)
     except ValidationError as exc:
         raise ConfigError(redact(_describe(path, raw, exc))) from None
+    # A TOTP seed is a credential even when written into the file literally.
+    for scenario in parsed.scenarios:
+        for step in scenario.steps or ():
+            for action in step.actions:
+                if isinstance(action, FillTotp):
+                    for index, seed in enumerate(action.secrets()):
+                        secrets[f"fill_totp seed of {scenario.name}/{step.name} ({index})"] = seed
     try:
         for scenario in parsed.scenarios:
             if scenario.script is not None:
@@ -141,6 +173,7 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         path=path,
         scenarios=tuple(parsed.scenarios),
         secrets=tuple(sorted(set(secrets.values()))),
+        files=tuple(expansion.files),
         short_secret_variables=tuple(sorted(n for n, v in secrets.items() if v and is_short(v))),
     )
 
@@ -164,32 +197,73 @@ def _read_yaml(path: Path) -> Any:
     return data
 
 
-def _expand(
-    value: Any,
-    environ: Mapping[str, str],
-    secrets: dict[str, str],
-    path: Path,
-    root: Any,
-    loc: tuple[str | int, ...],
-) -> Any:
-    """Replace `${VAR}` in every string (`$$` is a literal `$`), remembering each value."""
-    if isinstance(value, dict):
-        return {k: _expand(v, environ, secrets, path, root, (*loc, k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v, environ, secrets, path, root, (*loc, i)) for i, v in enumerate(value)]
-    if not isinstance(value, str):
+class _Expansion:
+    """Replaces `${...}` in every string of the file, remembering secrets and files read."""
+
+    def __init__(
+        self, path: Path, root: Any, environ: Mapping[str, str], *, read_files: bool
+    ) -> None:
+        self.path = path
+        self.root = root
+        self.environ = environ
+        self.read_files = read_files
+        self.secrets: dict[str, str] = {}
+        self.files: list[Path] = []
+
+    def expand(self, value: Any, loc: tuple[str | int, ...]) -> Any:
+        if isinstance(value, dict):
+            return {k: self.expand(v, (*loc, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.expand(v, (*loc, i)) for i, v in enumerate(value)]
+        if not isinstance(value, str):
+            return value
+        return _VAR.sub(lambda match: self._substitute(match, loc), value)
+
+    def _substitute(self, match: re.Match[str], loc: tuple[str | int, ...]) -> str:
+        kind, prefixed, file, bare = match.groups()
+        if match.group(0) == "$$":
+            return "$"
+        if file is not None and not self.read_files:
+            return match.group(0)
+        if file is not None:
+            value = self._read_file(file.strip(), loc)
+            self.secrets[f"file:{file.strip()}"] = value
+            return value
+        name = prefixed or bare
+        if name not in self.environ:
+            raise ConfigError(
+                f"{_where(self.path, self.root, loc)}: environment variable {name} is not set"
+            )
+        value = self.environ[name]
+        if kind != "public":  # a credential unless the file says it is not
+            self.secrets[name] = value
         return value
 
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name is None:
-            return "$"
-        if name not in environ:
-            raise ConfigError(f"{_where(path, root, loc)}: environment variable {name} is not set")
-        secrets[name] = environ[name]
-        return environ[name]
-
-    return _VAR.sub(substitute, value)
+    def _read_file(self, name: str, loc: tuple[str | int, ...]) -> str:
+        """A mounted Secret's key: the content, less the line ending an editor adds."""
+        where = _where(self.path, self.root, loc)
+        file = Path(name)
+        if not file.is_absolute():
+            file = self.path.parent / file
+        try:
+            with file.open("rb") as handle:
+                data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            raise ConfigError(f"{where}: secret file {file} cannot be read: {why}") from None
+        if len(data) > MAX_SECRET_FILE_BYTES:
+            raise ConfigError(
+                f"{where}: secret file {file} is larger than {MAX_SECRET_FILE_BYTES} bytes"
+            )
+        try:
+            value = data.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}: secret file {file} is not UTF-8 text") from None
+        if not value:
+            raise ConfigError(f"{where}: secret file {file} is empty")
+        if file not in self.files:
+            self.files.append(file)
+        return value
 
 
 def _check_importable(path: Path, scenario: Scenario) -> None:

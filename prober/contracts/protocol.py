@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from prober.contracts.config import Step
-from prober.contracts.result import PageTiming
+from prober.contracts.result import DEFAULT_COMPONENT, PageTiming
 
 PHASES = (
     "ttfb",
@@ -60,6 +60,8 @@ class WorkerSpec(BaseModel):
     steps: list[Step] | None = None
     script: str | None = None
     params: dict[str, Any] = {}
+    # The scenario's component: that of steps naming none (prober.scenario.api.StepTimer).
+    component: str = DEFAULT_COMPONENT
     # An absolute CLOCK_MONOTONIC time (shared by all processes on the host), slightly
     # before the parent's hard kill, so the worker can still report and clean up.
     soft_deadline: float

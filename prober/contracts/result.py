@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+# The component of a step that names none, unless its scenario says otherwise.
+DEFAULT_COMPONENT = "app"
+
 
 def new_run_id() -> str:
     """Sortable and readable in artifact names: `20261124T070512Z-3f9a1c2b`."""
@@ -37,6 +40,8 @@ class StepResult:
     name: str
     duration_seconds: float
     ok: bool
+    # The part of the flow the step exercises (`component:`); a label of its own metrics.
+    component: str = DEFAULT_COMPONENT
 
 
 @dataclass(frozen=True)

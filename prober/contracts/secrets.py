@@ -17,7 +17,8 @@ of a second (bench/ measures it).
 Secrets shorter than MIN_LENGTH cannot be masked as substrings: a PIN `1` is in every
 number we write. They are masked only where they are a whole value: a string equal
 to them, a quoted string (`"1"`, `'1'`), a form or query value (`=1&`) or an element's
-text (`>1<`). `prober check` warns about them, naming the variable.
+text (`>1<`). `prober check` warns about them, naming the variable. Secrets made of
+digits only (TOTP codes, PINs) are masked the same way whatever their length.
 """
 
 import base64
@@ -59,6 +60,13 @@ T = TypeVar("T")
 def is_short(secret: str) -> bool:
     """Too short to mask inside free text without masking unrelated text."""
     return len(secret) < MIN_LENGTH
+
+
+def _whole_values_only(secret: str) -> bool:
+    """Short secrets, and secrets made of digits only (a TOTP code, a PIN): a 6-digit
+    code is inside timestamps and durations of every trace, where masking it would
+    corrupt the numbers (and JSON) and say nothing about the code."""
+    return is_short(secret) or (secret.isascii() and secret.isdigit())
 
 
 def _hex(number: int, width: int = 2) -> str:
@@ -218,7 +226,7 @@ def _secret_branches(secret: str, binary: bool) -> list[str]:
     branches = []
     for variant in sorted(_variants(secret)):
         branches += _branches(_forms(variant[0], binary), [_unit(c, binary) for c in variant[1:]])
-    if not is_short(secret):
+    if not _whole_values_only(secret):
         for core in sorted(_base64_cores(secret)):
             units = [f"(?:{_joined(_base64_forms(c))})" for c in core[1:]]
             branches += _branches(_base64_forms(core[0]), units)
@@ -236,8 +244,12 @@ class _Patterns:
     def __init__(self, secrets: tuple[str, ...], binary: bool) -> None:
         # Longest first, so that a secret containing another is masked whole.
         ordered = sorted(secrets, key=len, reverse=True)
-        long_branches = [b for s in ordered if not is_short(s) for b in _secret_branches(s, binary)]
-        short_branches = [b for s in ordered if is_short(s) for b in _secret_branches(s, binary)]
+        long_branches = [
+            b for s in ordered if not _whole_values_only(s) for b in _secret_branches(s, binary)
+        ]
+        short_branches = [
+            b for s in ordered if _whole_values_only(s) for b in _secret_branches(s, binary)
+        ]
         self.free = self._compile("|".join(long_branches), binary) if long_branches else None
         self.exact = self.whole = None
         if short_branches:
@@ -269,7 +281,7 @@ class Redactor:
     @property
     def short(self) -> tuple[str, ...]:
         """The secrets masked as whole values only."""
-        return tuple(s for s in self.secrets if is_short(s))
+        return tuple(s for s in self.secrets if _whole_values_only(s))
 
     def __call__(self, text: str) -> str:
         if not text:

@@ -18,8 +18,9 @@ from typing import Any, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from prober.contracts.components import component_durations, component_outcomes
 from prober.contracts.config import Scenario
-from prober.contracts.result import Outcome, RunResult
+from prober.contracts.result import DEFAULT_COMPONENT, Outcome, RunResult
 
 Mutator = TypeVar("Mutator", bound=Callable[..., None])
 
@@ -122,9 +123,32 @@ class ProberMetrics:
         )
         self.step_failures = Counter(
             "prober_step_failures_total",
-            "Failed steps by reason: timeout, navigation, selector, assertion, script, crash.",
-            ("scenario", "step", "reason", *extra),
+            "Failed steps by reason (timeout, navigation, selector, assertion, script, "
+            "crash) and the component the step exercises.",
+            ("scenario", "step", "reason", "component", *extra),
             registry=registry,
+        )
+        component = ("scenario", "component", *extra)
+        self.component_duration = Histogram(
+            "prober_component_duration_seconds",
+            "Time a successful run spent in each component's steps; the scenario's own "
+            "component also gets the time outside steps, so a run's components add up to "
+            "prober_scenario_duration_seconds.",
+            component,
+            buckets=scenario_buckets,
+            registry=registry,
+        )
+        self.component_last_duration = gauge(
+            "prober_component_last_duration_seconds",
+            "Time the last successful run spent in each component (adds up to that run's "
+            "duration).",
+            component,
+        )
+        self.component_last_successful = gauge(
+            "prober_component_last_successful",
+            "1 if the component's steps passed in the last run that reached them (not "
+            "result=error), 0 if one failed: the alert that names whose part broke.",
+            component,
         )
         self.retries = Counter(
             "prober_scenario_retries_total",
@@ -181,6 +205,9 @@ class ProberMetrics:
         self._step_keys: defaultdict[str, set[tuple[str, ...]]] = defaultdict(set)
         self._failure_keys: defaultdict[str, set[tuple[str, ...]]] = defaultdict(set)
         self._page_keys: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)
+        self._component_keys: defaultdict[str, set[str]] = defaultdict(set)
+        # Each scenario's own component (`component:`), which gets time outside steps.
+        self._own_component: dict[str, str] = {}
 
     def _labels(self, *values: str) -> tuple[str, ...]:
         return (*values, self._location) if self._location else values
@@ -199,6 +226,7 @@ class ProberMetrics:
         """Create each scenario's series up front, so rate() and alerts see zeros, not gaps."""
         for scenario in scenarios:
             labels = self._labels(scenario.name)
+            self._own_component[scenario.name] = scenario.component
             self.interval.labels(*labels).set(scenario.interval)
             self.timeout.labels(*labels).set(scenario.timeout)
             # Created at 0, never reset: on a reload the old definition may still be running.
@@ -242,6 +270,11 @@ class ProberMetrics:
             _remove(self.step_last_duration, self._labels(scenario, *key))
         for key in self._failure_keys.pop(scenario, ()):
             _remove(self.step_failures, self._labels(scenario, *key))
+        for component in self._component_keys.pop(scenario, ()):
+            _remove(self.component_duration, self._labels(scenario, component))
+            _remove(self.component_last_duration, self._labels(scenario, component))
+            _remove(self.component_last_successful, self._labels(scenario, component))
+        self._own_component.pop(scenario, None)
         page_keys = self._page_keys.pop(scenario, set())
         for key in page_keys:
             _remove(self.page_timing, self._labels(scenario, *key))
@@ -268,18 +301,21 @@ class ProberMetrics:
             self.artifact_failures.labels(*labels).inc()
         # Before the error return: a crash in a step is a step failure (reason=crash) too.
         if result.failed_step and result.reason:
-            self._failure_keys[name].add((result.failed_step, result.reason.value))
-            self.step_failures.labels(
-                *self._labels(name, result.failed_step, result.reason.value)
-            ).inc()
+            key = (result.failed_step, result.reason.value, self._component_of(result))
+            self._failure_keys[name].add(key)
+            self.step_failures.labels(*self._labels(name, *key)).inc()
         if result.result is Outcome.ERROR:
             return
         self.last_duration.labels(*labels).set(result.duration_seconds)
         self.last_successful.labels(*labels).set(1 if result.ok else 0)
         self.last_run.labels(*labels).set(ended_at)
+        for component, ok in component_outcomes(result).items():
+            self._component_keys[name].add(component)
+            self.component_last_successful.labels(*self._labels(name, component)).set(int(ok))
         if result.ok:
             self.duration.labels(*labels).observe(result.duration_seconds, exemplar)
             self.last_success.labels(*labels).set(ended_at)
+            self._record_components(result, exemplar)
         for step in result.steps:
             if step.ok:
                 step_labels = self._labels(name, step.name)
@@ -287,6 +323,21 @@ class ProberMetrics:
                 self.step_duration.labels(*step_labels).observe(step.duration_seconds, exemplar)
                 self.step_last_duration.labels(*step_labels).set(step.duration_seconds)
         self._record_pages(result, exemplar)
+
+    def _component_of(self, result: RunResult) -> str:
+        """The component of the failed step; the scenario's own if no step result names it."""
+        for step in reversed(result.steps):
+            if step.name == result.failed_step:
+                return step.component
+        return self._own_component.get(result.scenario, DEFAULT_COMPONENT)
+
+    def _record_components(self, result: RunResult, exemplar: dict[str, str]) -> None:
+        own = self._own_component.get(result.scenario, DEFAULT_COMPONENT)
+        for component, seconds in component_durations(result, own).items():
+            self._component_keys[result.scenario].add(component)
+            labels = self._labels(result.scenario, component)
+            self.component_duration.labels(*labels).observe(seconds, exemplar)
+            self.component_last_duration.labels(*labels).set(seconds)
 
     def _record_pages(self, result: RunResult, exemplar: dict[str, str]) -> None:
         worst_shift: dict[str, float] = {}

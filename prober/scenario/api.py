@@ -12,7 +12,8 @@ from typing import Any, Protocol
 
 from playwright.async_api import Page
 
-from prober.contracts.config import STEP_NAME
+from prober.contracts.config import COMPONENT_NAME, STEP_NAME
+from prober.contracts.result import DEFAULT_COMPONENT
 
 # Step names become metric labels; a script looping over `step(f"item_{i}")` must not
 # be able to explode the series count.
@@ -24,32 +25,45 @@ class StepError(Exception):
 
 
 class StepListener(Protocol):
-    def step_started(self, name: str) -> None: ...
-    def step_finished(self, name: str, duration: float, error: BaseException | None) -> None: ...
+    def step_started(self, name: str, component: str) -> None: ...
+    def step_finished(
+        self, name: str, component: str, duration: float, error: BaseException | None
+    ) -> None: ...
 
 
 class StepTimer:
-    """Callable as `step(name)`; times the block with a monotonic clock."""
+    """Callable as `step(name)` or `step(name, component="idp")`; times the block with a
+    monotonic clock.
 
-    def __init__(self, listener: StepListener) -> None:
+    A step without a component belongs to the scenario's own (`component:` of the
+    scenario, `app` by default), which the worker passes in as `default_component`.
+    """
+
+    def __init__(self, listener: StepListener, default_component: str = DEFAULT_COMPONENT) -> None:
         self._listener = listener
+        self._default_component = default_component
         self._seen: set[str] = set()
         self._current: str | None = None
 
     @asynccontextmanager
-    async def __call__(self, name: str) -> AsyncIterator[None]:
+    async def __call__(self, name: str, component: str | None = None) -> AsyncIterator[None]:
         self._validate(name)
+        if component is not None and (
+            not isinstance(component, str) or not re.fullmatch(COMPONENT_NAME, component)
+        ):
+            raise StepError(f"component {component!r} of step {name!r} must match {COMPONENT_NAME}")
+        part = component or self._default_component
         self._seen.add(name)
         self._current = name
-        self._listener.step_started(name)
+        self._listener.step_started(name, part)
         started = time.monotonic()
         try:
             yield
         except BaseException as exc:
-            self._listener.step_finished(name, time.monotonic() - started, exc)
+            self._listener.step_finished(name, part, time.monotonic() - started, exc)
             raise
         else:
-            self._listener.step_finished(name, time.monotonic() - started, None)
+            self._listener.step_finished(name, part, time.monotonic() - started, None)
         finally:
             self._current = None
 

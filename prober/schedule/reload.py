@@ -6,6 +6,10 @@ The file we were given never changes in place, so we poll its *resolved* path, i
 and mtime (cheap; inotify on the symlink would miss the swap, and `watchfiles` would be
 a dependency for what one stat every few seconds does).
 
+Secret files the scenarios read (`${file:/etc/prober/credentials/password}`) are watched
+the same way: the kubelet updates a mounted Secret by the same `..data` swap, and the
+reload that follows puts the new value in the scenarios, so the next run uses it.
+
 A new file is validated whole before anything changes. If it is invalid the running
 scenarios keep running, the reason is logged and `prober_config_last_reload_successful`
 drops to 0, which alerts. Otherwise: new scenarios start, changed ones restart their
@@ -73,11 +77,12 @@ class ConfigReloader:
         select: Selector = tuple,
     ) -> None:
         self.path = config.path
+        self._files = config.files
         self._scheduler = scheduler
         self._metrics = metrics
         self._redact = redact
         self._select = select
-        self._seen = fingerprint(self.path)
+        self._seen = self._fingerprints()
         self._requested = asyncio.Event()
         self._retiring: set[asyncio.Task[None]] = set()
 
@@ -93,10 +98,14 @@ class ConfigReloader:
             requested = self._requested.is_set()
             self._requested.clear()
             # Taken before reading: a write that lands after the read shows up next poll.
-            current = fingerprint(self.path)
+            current = self._fingerprints()
             if requested or current != self._seen:
                 self._seen = current
-                await self.reload("SIGHUP" if requested else "file changed")
+                await self.reload("SIGHUP" if requested else "scenario or secret file changed")
+
+    def _fingerprints(self) -> tuple[Fingerprint, ...]:
+        """The scenario file's and every secret file's, from the last applied config."""
+        return tuple(fingerprint(path) for path in (self.path, *self._files))
 
     async def reload(self, trigger: str) -> bool:
         """Load, validate and apply the file; on any problem keep what is running."""
@@ -111,6 +120,9 @@ class ConfigReloader:
             return False
         self.apply(config, trigger)
         self._metrics.config_loaded(True, time.time())
+        if config.files != self._files:
+            self._files = config.files
+            self._seen = self._fingerprints()
         return True
 
     def apply(self, config: Config, trigger: str) -> None:

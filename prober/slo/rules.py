@@ -272,7 +272,7 @@ def generate(path: str | os.PathLike[str], fmt: Format = "rules") -> str:
     Rules depend on names and `slo:` blocks only, so CI can generate them without the
     probes' URLs and credentials: an unset `${VAR}` is not an error here.
     """
-    config = load_config(path, _Unexpanded(os.environ))
+    config = load_config(path, _Unexpanded(os.environ), read_files=False)
     return render(config.scenarios, fmt, source=str(config.path))
 
 

@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -20,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prober.contracts.config import Scenario
+from prober.contracts.config import COMPONENT_NAME, Scenario
 from prober.contracts.protocol import LaunchSpec, WorkerSpec, page_timing_from_event
 from prober.contracts.result import (
+    DEFAULT_COMPONENT,
     Outcome,
     PageTiming,
     Reason,
@@ -57,8 +59,11 @@ class _RunTracker:
     """Folds the event stream into what we know so far, so a killed run still reports."""
 
     redact: Redactor
+    # The scenario's component: that of a step whose events name none.
+    component: str = DEFAULT_COMPONENT
     steps: list[StepResult] = field(default_factory=list)
     current_step: str | None = None
+    current_component: str = DEFAULT_COMPONENT
     current_step_started: float = 0.0
     body_started: float | None = None
     launch_seconds: float | None = None
@@ -88,10 +93,13 @@ class _RunTracker:
             self.body_started = now
         elif kind == "step_started" and isinstance(event.get("step"), str):
             self.current_step, self.current_step_started = event["step"], now
+            self.current_component = self._component(event)
             self.started_steps.add(event["step"])
         elif kind == "step_finished" and isinstance(event.get("step"), str):
             duration = _number(event.get("duration_seconds")) or 0.0
-            self.steps.append(StepResult(event["step"], duration, bool(event.get("ok"))))
+            self.steps.append(
+                StepResult(event["step"], duration, bool(event.get("ok")), self._component(event))
+            )
             self.current_step = None
             if not event.get("ok"):
                 self.failed_step = event["step"]
@@ -120,8 +128,15 @@ class _RunTracker:
         if self.current_step is None:
             return None
         duration = (self.stopped_at or time.monotonic()) - self.current_step_started
-        self.steps.append(StepResult(self.current_step, duration, False))
+        self.steps.append(StepResult(self.current_step, duration, False, self.current_component))
         return self.current_step
+
+    def _component(self, event: dict[str, Any]) -> str:
+        # A label value: only what the config allows (the worker validated it already).
+        value = event.get("component")
+        if isinstance(value, str) and re.fullmatch(COMPONENT_NAME, value):
+            return value
+        return self.component
 
 
 def _number(value: Any) -> float | None:
@@ -184,6 +199,7 @@ class WorkerRunner:
             steps=scenario.steps,
             script=scenario.script,
             params=scenario.params,
+            component=scenario.component,
             soft_deadline=hard_deadline - soft_margin(scenario.timeout),
             hard_deadline=hard_deadline,
             secrets=list(self.redact.secrets),
@@ -191,7 +207,7 @@ class WorkerRunner:
             artifacts_dir=str(self.artifacts.directory) if self.artifacts else None,
             trace_on_success=self.trace_on_success,
         )
-        tracker = _RunTracker(self.redact)
+        tracker = _RunTracker(self.redact, scenario.component)
 
         def result(outcome: Outcome, **fields: Any) -> RunResult:
             elapsed = (tracker.stopped_at or time.monotonic()) - (tracker.body_started or started)

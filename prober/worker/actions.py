@@ -7,11 +7,13 @@ from prober.contracts.actions import (
     Click,
     ExpectText,
     Fill,
+    FillTotp,
     Goto,
     Press,
     WaitFor,
     WaitForUrl,
 )
+from prober.scenario.totp import fill_totp
 
 # expect_text polls this long for the text once the element is there: long enough for
 # a page still rendering, short enough that a wrong page fails as an assertion rather
@@ -34,6 +36,16 @@ async def perform(page: Page, action: Action) -> None:
             await page.locator(selector).click()
         case Fill(selector=selector, value=value):
             await page.locator(selector).fill(value)
+        case FillTotp():
+            await fill_totp(
+                page,
+                action.selector,
+                action.secret,
+                digits=action.digits,
+                period=action.period,
+                algorithm=action.algorithm,
+                margin=action.margin,
+            )
         case Press(selector=selector, key=key):
             await page.locator(selector).press(key)
         case WaitFor(selector=selector, state=state):

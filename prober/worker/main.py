@@ -26,6 +26,7 @@ from prober.contracts.config import Step
 from prober.contracts.protocol import EventName, LaunchSpec, WorkerSpec, encode_event
 from prober.contracts.result import Outcome
 from prober.contracts.secrets import Redactor
+from prober.scenario import totp
 from prober.scenario.api import ScriptFunction, StepTimer
 from prober.worker.actions import perform
 from prober.worker.capture import Capture
@@ -56,19 +57,24 @@ class EventStream:
         line = encode_event(event, **fields).decode()
         os.write(self._fd, self.redact(line).encode())
 
-    def step_started(self, name: str) -> None:
+    def step_started(self, name: str, component: str) -> None:
         self.latest_step = name
-        self.emit("step_started", step=name)
+        self.emit("step_started", step=name, component=component)
 
-    def step_finished(self, name: str, duration: float, error: BaseException | None) -> None:
+    def step_finished(
+        self, name: str, component: str, duration: float, error: BaseException | None
+    ) -> None:
         if error is None:
-            self.emit("step_finished", step=name, duration_seconds=duration, ok=True)
+            self.emit(
+                "step_finished", step=name, component=component, duration_seconds=duration, ok=True
+            )
             return
         self.failed_step = name
         _, reason = classify(error)
         self.emit(
             "step_finished",
             step=name,
+            component=component,
             duration_seconds=duration,
             ok=False,
             reason=reason.value,
@@ -121,7 +127,7 @@ def load_body(spec: WorkerSpec) -> ScriptFunction:
 
 async def run_steps(page: Page, step: StepTimer, steps: list[Step]) -> None:
     for declared in steps:
-        async with step(declared.name):
+        async with step(declared.name, declared.component):
             for action in declared.actions:
                 await perform(page, action)
 
@@ -227,7 +233,7 @@ async def run_body(
     spec: WorkerSpec, events: EventStream, body: ScriptFunction, page: Page
 ) -> tuple[Outcome, float, str | None, str | None]:
     """(result, duration, error, reason); the duration covers the steps and nothing after."""
-    timer = StepTimer(events)
+    timer = StepTimer(events, spec.component)
     started = time.monotonic()
     deadline = asyncio.timeout_at(spec.soft_deadline)
     try:
@@ -286,7 +292,11 @@ async def serve_one(launch: LaunchSpec, events_fd: int) -> None:
         if not raw.strip():
             return
         spec = WorkerSpec.model_validate_json(raw)
-        await execute(spec, EventStream(events_fd, Redactor(spec.secrets)), starter)
+        redact = Redactor(spec.secrets)
+        # TOTP codes are born in this process: they join the redactor events, console
+        # and trace scrubbing share, before any reaches the page.
+        totp.mask_with(redact.add)
+        await execute(spec, EventStream(events_fd, redact), starter)
     finally:
         await starter.close()
 
