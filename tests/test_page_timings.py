@@ -8,8 +8,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from prober.contracts.config import Config, load_config
-from prober.contracts.protocol import PHASES, page_timing_from_event
-from prober.contracts.result import Outcome, PageTiming, RunResult
+from prober.contracts.protocol import PageTimingReported, StepStarted, encode
+from prober.contracts.result import PHASES, Outcome, PageTiming, RunResult
 from prober.contracts.secrets import Redactor
 from prober.record.metrics import ProberMetrics
 from prober.settings import (
@@ -136,20 +136,25 @@ async def test_layout_shift_is_measured(
 
 def test_page_timing_events_are_checked_before_they_become_labels() -> None:
     tracker = _RunTracker(Redactor())
-    tracker.feed(b'{"event":"step_started","step":"home"}\n')
+    tracker.feed(encode(StepStarted(step="home")))
+    for event in (
+        PageTimingReported(
+            step="home", phases={"ttfb": 0.02, "load": 0.1}, cumulative_layout_shift=0.01
+        ),
+        PageTimingReported(step="not_a_step", phases={"ttfb": 0.02}),
+    ):
+        tracker.feed(encode(event))
     for line in (
-        b'{"event":"page_timing","step":"home","ttfb":0.02,"load":0.1,'
-        b'"cumulative_layout_shift":0.01}\n',
-        b'{"event":"page_timing","step":"not_a_step","ttfb":0.02}\n',
-        b'{"event":"page_timing","step":"home","ttfb":-1,"load":"slow"}\n',
-        b'{"event":"page_timing","step":"home","ttfb":1e9}\n',
+        b'{"event":"page_timing","step":"home","phases":{"ttfb":-1,"load":"slow"}}\n',
+        b'{"event":"page_timing","step":"home","phases":{"ttfb":1e9}}\n',
+        b'{"event":"page_timing","step":"home","phases":{"ttfb":true}}\n',
     ):
         tracker.feed(line)
     assert tracker.page_timings == [
         PageTiming("home", {"ttfb": 0.02, "load": 0.1}, cumulative_layout_shift=0.01)
     ]
-    assert tracker.garbage_lines == 0
-    assert page_timing_from_event({"step": "home", "ttfb": True}) is None
+    # Not events of the protocol: counted as garbage, never turned into labels.
+    assert tracker.garbage_lines == 3
 
 
 def test_worst_layout_shift_of_a_step_and_location_label() -> None:

@@ -4,7 +4,7 @@ import secrets
 import time
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 
 def new_run_id() -> str:
@@ -30,6 +30,17 @@ class Reason(StrEnum):
     ASSERTION = "assertion"
     SCRIPT = "script"
     CRASH = "crash"
+
+
+# How far a document got, each in seconds from its navigation's start: the `phase` label.
+Phase = Literal[
+    "ttfb",
+    "dom_content_loaded",
+    "load",
+    "first_contentful_paint",
+    "largest_contentful_paint",
+]
+PHASES: tuple[Phase, ...] = get_args(Phase)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ Whatever the worker does (finish, fail, hang, crash, flood its stdout, print gar
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -21,7 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from prober.contracts.config import Scenario
-from prober.contracts.protocol import LaunchSpec, WorkerSpec, page_timing_from_event
+from prober.contracts.protocol import (
+    ArtifactFailed,
+    ArtifactKept,
+    BrowserLaunched,
+    LaunchSpec,
+    PageTimingReported,
+    ProtocolError,
+    RunFinished,
+    StepFinished,
+    StepStarted,
+    WorkerSpec,
+    decode,
+)
 from prober.contracts.result import (
     Outcome,
     PageTiming,
@@ -62,7 +73,7 @@ class _RunTracker:
     current_step_started: float = 0.0
     body_started: float | None = None
     launch_seconds: float | None = None
-    finished: dict[str, Any] | None = None
+    finished: RunFinished | None = None
     # When supervision ended: durations must not include the clean-up after it.
     stopped_at: float | None = None
     garbage_lines: int = 0
@@ -77,37 +88,33 @@ class _RunTracker:
 
     def feed(self, line: bytes) -> None:
         try:
-            event = json.loads(line)
-            kind = event["event"]
-        except (ValueError, TypeError, KeyError):
+            event = decode(line)
+        except ProtocolError:
             self._garbage(line)
             return
         now = time.monotonic()
-        if kind == "browser_launched":
-            self.launch_seconds = _number(event.get("duration_seconds"))
-            self.body_started = now
-        elif kind == "step_started" and isinstance(event.get("step"), str):
-            self.current_step, self.current_step_started = event["step"], now
-            self.started_steps.add(event["step"])
-        elif kind == "step_finished" and isinstance(event.get("step"), str):
-            duration = _number(event.get("duration_seconds")) or 0.0
-            self.steps.append(StepResult(event["step"], duration, bool(event.get("ok"))))
-            self.current_step = None
-            if not event.get("ok"):
-                self.failed_step = event["step"]
-        elif kind == "run_finished":
-            self.finished = event
-        elif kind == "page_timing":
-            timing = page_timing_from_event(event)
-            # Only steps the run announced: a label value from anywhere else is garbage.
-            if timing is not None and timing.step in self.started_steps:
-                self.page_timings.append(timing)
-        elif kind == "artifact" and isinstance(event.get("name"), str):
-            self.artifacts.append(event["name"])
-        elif kind == "artifact_error" and isinstance(event.get("error"), str):
-            self.artifact_error = self.artifact_error or event["error"]
-        else:
-            self._garbage(line)
+        match event:
+            case BrowserLaunched():
+                self.launch_seconds = event.duration_seconds
+                self.body_started = now
+            case StepStarted(step=step):
+                self.current_step, self.current_step_started = step, now
+                self.started_steps.add(step)
+            case StepFinished(step=step, duration_seconds=duration, ok=ok):
+                self.steps.append(StepResult(step, duration, ok))
+                self.current_step = None
+                if not ok:
+                    self.failed_step = step
+            case PageTimingReported():
+                # Only steps the run announced: a label value from anywhere else is garbage.
+                if event.step in self.started_steps:
+                    self.page_timings.append(event.timing())
+            case ArtifactKept(name=name):
+                self.artifacts.append(name)
+            case ArtifactFailed(error=error):
+                self.artifact_error = self.artifact_error or error
+            case RunFinished():
+                self.finished = event
 
     def _garbage(self, line: bytes) -> None:
         self.garbage_lines += 1
@@ -122,10 +129,6 @@ class _RunTracker:
         duration = (self.stopped_at or time.monotonic()) - self.current_step_started
         self.steps.append(StepResult(self.current_step, duration, False))
         return self.current_step
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 class WorkerRunner:
@@ -375,24 +378,14 @@ class WorkerRunner:
     def _reported(self, tracker: _RunTracker, result: Any) -> RunResult:
         finished = tracker.finished
         assert finished is not None
-        try:
-            outcome = Outcome(str(finished.get("result")))
-        except ValueError:
-            outcome = Outcome.SUCCESS if finished.get("ok") is True else Outcome.FAILURE
-        try:
-            reason = Reason(finished["reason"]) if finished.get("reason") else None
-        except ValueError:
-            reason = None
-        failed = finished.get("failed_step")
         fields: dict[str, Any] = {
-            "failed_step": failed if isinstance(failed, str) else None,
-            "reason": reason,
-            "error": finished.get("error") if isinstance(finished.get("error"), str) else None,
+            "failed_step": finished.failed_step,
+            "reason": finished.reason,
+            "error": finished.error,
         }
-        duration = _number(finished.get("duration_seconds"))
-        if duration is not None:
-            fields["duration_seconds"] = duration
-        built: RunResult = result(outcome, **fields)
+        if finished.duration_seconds is not None:
+            fields["duration_seconds"] = finished.duration_seconds
+        built: RunResult = result(finished.result, **fields)
         return built
 
     def _environment(self, tag: str, scratch: str) -> dict[str, str]:
