@@ -8,16 +8,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from prober.contracts.config import Config, load_config
-from prober.contracts.protocol import PageTimingReported, StepStarted, encode
 from prober.contracts.result import PHASES, Outcome, PageTiming, RunResult
-from prober.contracts.secrets import Redactor
 from prober.record.metrics import ProberMetrics
 from prober.settings import (
     DEFAULT_PAGE_TIMING_BUCKETS,
     DEFAULT_SCENARIO_BUCKETS,
     DEFAULT_STEP_BUCKETS,
 )
-from prober.supervise.runner import WorkerRunner, _RunTracker
+from prober.supervise.runner import WorkerRunner
 from tests.conftest import SIGN_IN_STEPS, Target
 
 Load = Callable[[Path], Config]
@@ -132,29 +130,6 @@ async def test_layout_shift_is_measured(
     (timing,) = result.page_timings
     assert timing.step == "page_settled"
     assert timing.cumulative_layout_shift is not None and timing.cumulative_layout_shift > 0.05
-
-
-def test_page_timing_events_are_checked_before_they_become_labels() -> None:
-    tracker = _RunTracker(Redactor())
-    tracker.feed(encode(StepStarted(step="home")))
-    for event in (
-        PageTimingReported(
-            step="home", phases={"ttfb": 0.02, "load": 0.1}, cumulative_layout_shift=0.01
-        ),
-        PageTimingReported(step="not_a_step", phases={"ttfb": 0.02}),
-    ):
-        tracker.feed(encode(event))
-    for line in (
-        b'{"event":"page_timing","step":"home","phases":{"ttfb":-1,"load":"slow"}}\n',
-        b'{"event":"page_timing","step":"home","phases":{"ttfb":1e9}}\n',
-        b'{"event":"page_timing","step":"home","phases":{"ttfb":true}}\n',
-    ):
-        tracker.feed(line)
-    assert tracker.page_timings == [
-        PageTiming("home", {"ttfb": 0.02, "load": 0.1}, cumulative_layout_shift=0.01)
-    ]
-    # Not events of the protocol: counted as garbage, never turned into labels.
-    assert tracker.garbage_lines == 3
 
 
 def test_worst_layout_shift_of_a_step_and_location_label() -> None:
