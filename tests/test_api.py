@@ -3,7 +3,7 @@
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import aiohttp
@@ -357,3 +357,9 @@ async def test_artifacts_are_served_only_when_the_run_lists_them(
         "name": "r1-screenshot.png",
         "url": "/api/runs/r1/artifacts/r1-screenshot.png",
     }
+
+
+def test_the_run_schema_documents_every_field_the_api_returns() -> None:
+    """A field added to RunResult reaches the API through its one serialiser: document it."""
+    documented = SPEC["components"]["schemas"]["Run"]["properties"]
+    assert set(documented) == {f.name for f in fields(RunResult)} | {"state", "ended_at"}
