@@ -19,8 +19,8 @@ from prober.http.ratelimit import TriggerLimiter
 from prober.http.server import Health, make_app
 from prober.record.history import History, Retention
 from prober.record.metrics import ProberMetrics
+from prober.record.sinks import Recorder, RunLog
 from prober.schedule.scheduler import Scheduler
-from prober.service import RunRecorder
 from tests.apicheck import SPEC, ApiClient, Reply, template_for
 from tests.conftest import PASSWORD, sign_in_scenario
 from tests.fakes import FakeRun, NoScheduledRuns
@@ -74,7 +74,11 @@ async def serve_api(
         history = await History.open(data_dir, Retention(3600.0, 7200.0), lambda: None)
         metrics = ProberMetrics(CollectorRegistry(), (1.0,), (1.0,), (1.0,))
         scheduler = Scheduler(
-            fake, RunRecorder(metrics, history), 2, max_start_offset=3600.0, rng=NoScheduledRuns()
+            fake,
+            Recorder([metrics, history, RunLog()]),
+            2,
+            max_start_offset=3600.0,
+            rng=NoScheduledRuns(),
         )
         scheduler.start(config.scenarios)
         app = make_app(CollectorRegistry(), Health(lambda: True, lambda: None))

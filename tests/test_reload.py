@@ -15,9 +15,10 @@ from prober.contracts.result import RunResult
 from prober.contracts.secrets import Redactor
 from prober.record.history import History, Retention
 from prober.record.metrics import ProberMetrics
+from prober.record.sinks import Recorder, RunLog
 from prober.schedule.reload import ConfigReloader, fingerprint
 from prober.schedule.scheduler import Scheduler
-from prober.service import RunRecorder, make_runner
+from prober.service import make_runner
 from prober.settings import (
     DEFAULT_PAGE_TIMING_BUCKETS,
     DEFAULT_SCENARIO_BUCKETS,
@@ -28,11 +29,11 @@ from prober.supervise.runner import WorkerRunner
 from tests.helpers import STUB_WORKER, publish, stub_scenario, wait_until
 
 
-class CountingRecorder(RunRecorder):
-    """The real recorder, plus every verdict in order, to prove no run goes unrecorded."""
+class CountingRecorder(Recorder):
+    """The real sinks, plus every verdict in order, to prove no run goes unrecorded."""
 
     def __init__(self, metrics: ProberMetrics, history: History) -> None:
-        super().__init__(metrics, history)
+        super().__init__([metrics, history, RunLog()])
         self.finished: list[RunResult | None] = []
 
     def run_finished(self, scenario: Scenario, run_id: str, result: RunResult | None) -> None:

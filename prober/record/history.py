@@ -306,6 +306,16 @@ class History:
         """Queue the write and return at once; reads queued later see it (one thread)."""
         self._executor.submit(self._add, RunRecord(result, ended_at))
 
+    def run_started(self, scenario: str, run_id: str) -> None:
+        """A run sink (prober.record.sinks); history keeps finished runs only."""
+
+    def run_ended(
+        self, scenario: str, run_id: str, result: RunResult | None, ended_at: float
+    ) -> None:
+        """A run sink: keep the verdict; a run cancelled at shutdown has none."""
+        if result is not None:
+            self.record(result, ended_at)
+
     async def get(self, run_id: str) -> RunRecord | None:
         return await self._call(lambda store: store.get(run_id))
 
