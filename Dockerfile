@@ -6,7 +6,7 @@
 # the rest of the image, and it is the exact browser our CI runs the test-suite with
 # (the CI machine is Debian bookworm too). See README.md ("Image").
 #
-# Every version below is pinned and checked by tests/test_dockerfile.py on a Debian
+# Every version below is pinned and checked by tests/deploy/test_dockerfile.py on a Debian
 # bookworm machine: bump them together and run that test.
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 

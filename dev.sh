@@ -20,7 +20,7 @@ if ! command -v python3 >/dev/null \
   packages+=(python3 python3-venv python3-pip)
 fi
 if [ "$verb" = test ]; then
-  # The tests drive the Chromium the Docker image pins (tests/test_dockerfile.py), need
+  # The tests drive the Chromium the Docker image pins (tests/deploy/test_dockerfile.py), need
   # promtool and a real Prometheus, and Debian's python3 for the image-user check.
   pin=$(sed -n 's/^ARG CHROMIUM_VERSION=//p' Dockerfile)
   command -v chromium >/dev/null || packages+=("chromium=$pin" "chromium-common=$pin")

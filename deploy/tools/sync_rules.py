@@ -2,7 +2,7 @@
 
 rules.yaml is the one source of truth for prober's alerting and recording rules; the
 PrometheusRule (Prometheus Operator) carries the same groups under `spec`. The text is
-copied indented, so comments survive; tests/test_alerts.py checks both stay equal.
+copied indented, so comments survive; tests/deploy/test_alerts.py checks both stay equal.
 
     python deploy/tools/sync_rules.py          # rewrite
     python deploy/tools/sync_rules.py --check  # exit 1 if out of date

@@ -14,7 +14,7 @@ from prober.contracts.secrets import Redactor
 from prober.supervise.artifacts import ArtifactRetention, ArtifactStore
 from prober.supervise.runner import WorkerRunner
 
-STUB = Path(__file__).parent / "stubs" / "artifact_stub.py"
+STUB = Path(__file__).parents[1] / "stubs" / "artifact_stub.py"
 NOW = 1_800_000_000.0
 DAY = 86400.0
 

@@ -12,7 +12,7 @@ from prober.contracts.result import Outcome, Reason
 from prober.contracts.secrets import Redactor
 from prober.supervise.runner import WorkerRunner
 
-STUB = Path(__file__).parent / "stubs" / "worker_stub.py"
+STUB = Path(__file__).parents[1] / "stubs" / "worker_stub.py"
 # The stubs import the protocol like the real worker, which costs about a second of
 # start-up on a loaded machine: the run's timeout must leave room for it.
 TIMEOUT = 4.0

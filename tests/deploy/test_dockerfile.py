@@ -30,7 +30,7 @@ import pytest
 
 from prober.supervise import processes
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 
 
@@ -333,7 +333,7 @@ def test_default_command_runs_the_demo_as_the_image_user(
         "PATH": f"{image_venv}/bin:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(home),
         # TMPDIR stays unset (/tmp), as in the image: Chromium's sockets live under it
-        # and a long TMPDIR overflows their 107-byte path limit (tests/test_k8s_manifests).
+        # and a long TMPDIR overflows their 107-byte path limit (tests/deploy/test_k8s_manifests).
         "PROBER_MAX_START_OFFSET": "0s",  # first run now, not up to 15s later
     }
     assert env["PROBER_BROWSER_PATH"] == "/usr/bin/chromium"

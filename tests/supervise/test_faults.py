@@ -36,8 +36,8 @@ from prober.settings import (
 from prober.supervise.runner import WorkerRunner
 from prober.supervise.tracker import MAX_GARBAGE_LINES
 from tests.conftest import SIGN_IN_STEPS, Target
+from tests.fakes import CountingRecorder
 from tests.helpers import STUB_WORKER, stub_scenario, wait_until
-from tests.test_reload import CountingRecorder
 
 MakeRunner = Callable[..., WorkerRunner]
 WriteConfig = Callable[[str], Path]
