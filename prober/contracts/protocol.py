@@ -84,6 +84,8 @@ class BrowserLaunched(_Event):
 
 
 class StepStarted(_Event):
+    """Until its StepFinished, the step a run killed at its deadline is blamed on."""
+
     event: Literal["step_started"] = "step_started"
     step: str
 

@@ -4,42 +4,30 @@ import json
 
 import pytest
 
-from prober.contracts.protocol import (
-    MAX_TEXT,
-    ArtifactFailed,
-    ArtifactKept,
-    BrowserLaunched,
-    Event,
-    PageTimingReported,
-    ProtocolError,
-    RunFinished,
-    StepFinished,
-    StepStarted,
-    decode,
-    encode,
-)
+from prober.contracts import protocol
+from prober.contracts.protocol import MAX_TEXT, ProtocolError, decode, encode
 from prober.contracts.result import Outcome, Reason
 from prober.contracts.secrets import MASK, Redactor
 
-EVENTS: list[Event] = [
-    BrowserLaunched(duration_seconds=0.8, browser_version="120.0.6099.71"),
-    StepStarted(step="app_page_loaded"),
-    StepFinished(step="app_page_loaded", duration_seconds=0.52, ok=True),
-    StepFinished(
+EVENTS: list[protocol.Event] = [
+    protocol.BrowserLaunched(duration_seconds=0.8, browser_version="120.0.6099.71"),
+    protocol.StepStarted(step="app_page_loaded"),
+    protocol.StepFinished(step="app_page_loaded", duration_seconds=0.52, ok=True),
+    protocol.StepFinished(
         step="login", duration_seconds=1.5, ok=False, reason=Reason.SELECTOR, error="no button"
     ),
-    PageTimingReported(
+    protocol.PageTimingReported(
         step="app_page_loaded", phases={"ttfb": 0.02, "load": 0.3}, cumulative_layout_shift=0.01
     ),
-    ArtifactKept(name="20261124T070512Z-3f9a1c2b-trace.zip"),
-    ArtifactFailed(error="OSError: [Errno 28] No space left on device"),
-    RunFinished(result=Outcome.FAILURE, duration_seconds=2.41, failed_step="login"),
-    RunFinished(result=Outcome.ERROR, error="browser launch failed"),
+    protocol.ArtifactKept(name="20261124T070512Z-3f9a1c2b-trace.zip"),
+    protocol.ArtifactFailed(error="OSError: [Errno 28] No space left on device"),
+    protocol.RunFinished(result=Outcome.FAILURE, duration_seconds=2.41, failed_step="login"),
+    protocol.RunFinished(result=Outcome.ERROR, error="browser launch failed"),
 ]
 
 
 @pytest.mark.parametrize("event", EVENTS, ids=lambda e: e.event)
-def test_every_event_round_trips(event: Event) -> None:
+def test_every_event_round_trips(event: protocol.Event) -> None:
     line = encode(event)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert decode(line) == event
@@ -81,7 +69,7 @@ def test_a_short_secret_is_masked_in_values_without_touching_keys_or_numbers(
 ) -> None:
     """The old regex over the encoded line turned `"duration_seconds":0.41` into garbage."""
     redact = Redactor([secret])
-    event = StepFinished(
+    event = protocol.StepFinished(
         step="credentials_accepted",
         duration_seconds=0.41,
         ok=False,
@@ -95,22 +83,24 @@ def test_a_short_secret_is_masked_in_values_without_touching_keys_or_numbers(
     assert (data["event"], data["reason"]) == ("step_finished", "selector")
     assert secret not in data["error"].replace(MASK, "")
     decoded = decode(line)
-    assert isinstance(decoded, StepFinished) and decoded.duration_seconds == 0.41
+    assert isinstance(decoded, protocol.StepFinished) and decoded.duration_seconds == 0.41
 
 
 def test_every_string_value_is_masked_not_only_errors() -> None:
     redact = Redactor(["hunter2"])
     # A script may name a step after a value it was given; the name is masked too.
-    line = encode(StepStarted(step="as_hunter2"), redact)
+    line = encode(protocol.StepStarted(step="as_hunter2"), redact)
     assert b"hunter2" not in line
-    assert decode(line) == StepStarted(step=f"as_{MASK}")
+    assert decode(line) == protocol.StepStarted(step=f"as_{MASK}")
 
 
 def test_free_text_is_masked_then_cut() -> None:
     secret = "p" * 20
     # The secret straddles the cut: cutting first would leave part of it in the line.
     text = "x" * (MAX_TEXT - 10) + secret + "y" * 100
-    event = decode(encode(RunFinished(result=Outcome.ERROR, error=text), Redactor([secret])))
-    assert isinstance(event, RunFinished) and event.error is not None
+    event = decode(
+        encode(protocol.RunFinished(result=Outcome.ERROR, error=text), Redactor([secret]))
+    )
+    assert isinstance(event, protocol.RunFinished) and event.error is not None
     assert len(event.error) == MAX_TEXT and event.error.endswith("…")
     assert "p" not in event.error

@@ -10,42 +10,35 @@ import os
 import sys
 import time
 
-from prober.contracts.protocol import (
-    BrowserLaunched,
-    Event,
-    LaunchSpec,
-    RunFinished,
-    StepFinished,
-    StepStarted,
-    WorkerSpec,
-    encode,
-)
+from prober.contracts import protocol
 from prober.contracts.result import Outcome, Reason
 from prober.contracts.secrets import Redactor
 
 
 def main() -> int:
-    LaunchSpec.model_validate_json(sys.stdin.buffer.readline())  # this stub launches nothing
-    spec = WorkerSpec.model_validate_json(sys.stdin.buffer.read())
+    protocol.LaunchSpec.model_validate_json(
+        sys.stdin.buffer.readline()
+    )  # this stub launches nothing
+    spec = protocol.WorkerSpec.model_validate_json(sys.stdin.buffer.read())
     redact = Redactor(spec.secrets)
 
-    def emit(event: Event) -> None:
-        os.write(1, encode(event, redact))
+    def emit(event: protocol.Event) -> None:
+        os.write(1, protocol.encode(event, redact))
 
-    emit(BrowserLaunched(duration_seconds=0.01, browser_version="stub"))
+    emit(protocol.BrowserLaunched(duration_seconds=0.01, browser_version="stub"))
     started = time.monotonic()
     for step in spec.steps or []:
         url = next(getattr(a, "url", "") for a in step.actions if a.action == "goto")
-        emit(StepStarted(step=step.name))
+        emit(protocol.StepStarted(step=step.name))
         step_started = time.monotonic()
         if url.startswith("stub://sleep/"):
             time.sleep(float(url.rsplit("/", 1)[1]))
         elif url == "stub://hang":
             time.sleep(3600)
         elif url == "stub://fail":
-            emit(StepFinished(step=step.name, duration_seconds=0.0, ok=False))
+            emit(protocol.StepFinished(step=step.name, duration_seconds=0.0, ok=False))
             emit(
-                RunFinished(
+                protocol.RunFinished(
                     result=Outcome.FAILURE,
                     duration_seconds=time.monotonic() - started,
                     failed_step=step.name,
@@ -55,8 +48,8 @@ def main() -> int:
             )
             return 0
         duration = time.monotonic() - step_started
-        emit(StepFinished(step=step.name, duration_seconds=duration, ok=True))
-    emit(RunFinished(result=Outcome.SUCCESS, duration_seconds=time.monotonic() - started))
+        emit(protocol.StepFinished(step=step.name, duration_seconds=duration, ok=True))
+    emit(protocol.RunFinished(result=Outcome.SUCCESS, duration_seconds=time.monotonic() - started))
     return 0
 
 

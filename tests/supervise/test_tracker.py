@@ -30,6 +30,12 @@ def tracker() -> RunTracker:
     )
 
 
+def launched(t: RunTracker, step: str, at: float) -> None:
+    """The page came up at `at` and `step` started right away."""
+    t.feed(BrowserLaunched(duration_seconds=0.1), now=at)
+    t.feed(StepStarted(step=step), now=at)
+
+
 def ending(how: str, at: float = 110.0, code: int | None = 0, stderr: bytes = b"") -> Ending:
     return Ending(how, at, code, stderr)  # type: ignore[arg-type]
 
@@ -53,8 +59,7 @@ def test_a_reported_run_keeps_the_workers_figures() -> None:
 
 def test_a_reported_failure_names_step_and_reason_and_is_masked() -> None:
     t = tracker()
-    t.feed(BrowserLaunched(duration_seconds=0.1), now=100.5)
-    t.feed(StepStarted(step="login"), now=100.5)
+    launched(t, "login", at=100.5)
     t.feed(StepFinished(step="login", duration_seconds=2.0, ok=False), now=102.5)
     t.feed(
         RunFinished(
@@ -89,8 +94,7 @@ def test_killed_at_the_timeout_blames_the_step_in_progress_until_the_kill() -> N
 
 def test_killed_while_saving_artifacts_blames_the_step_that_failed() -> None:
     t = tracker()
-    t.feed(BrowserLaunched(duration_seconds=0.1), now=100.1)
-    t.feed(StepStarted(step="slow_step"), now=100.1)
+    launched(t, "slow_step", at=100.1)
     t.feed(StepFinished(step="slow_step", duration_seconds=28.0, ok=False), now=128.1)
     t.feed(ArtifactKept(name="r1-screenshot.png"), now=129.0)
     result = t.result(ending("timeout", at=130.0, code=None))
