@@ -1,40 +1,49 @@
 # prober: browser-driven SLA checks exported as Prometheus metrics.
 #
-# Browser: Debian's own `chromium` package, driven by Playwright through
-# PROBER_BROWSER_PATH, not the browser build Playwright downloads. Debian ships
-# security fixes for it in bookworm-security, it installs from the same apt archive as
-# the rest of the image, and it is the exact browser our CI runs the test-suite with
-# (the CI machine is Debian bookworm too). See README.md ("Image").
+# Base: Debian's own slim image and Debian's python3 (3.11), so that every byte of the
+# runtime (Python, Chromium, their libraries) comes from the Debian archive and gets
+# its security fixes from bookworm-security, and so that CI can stand in for the base
+# with a tree it bootstraps from that same archive (`./dev.sh image`, README "Image").
 #
-# Every version below is pinned and checked by tests/deploy/test_dockerfile.py on a Debian
-# bookworm machine: bump them together and run that test.
-ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+# Browser: Debian's `chromium` package, driven by Playwright through
+# PROBER_BROWSER_PATH, not the browser build Playwright downloads. It is deliberately
+# not pinned to an exact version: Debian drops the previous one from the archive with
+# every security update, so an exact pin stops building within weeks. The build
+# installs what the archive offers and records the exact versions it got in
+# /opt/prober/versions.txt (and prober_build_info reports the browser at runtime).
+# Python dependencies are pinned exactly (deploy/docker/requirements.txt); PyPI keeps
+# old releases. `python deploy/tools/bump_pins.py` refreshes every pin.
+ARG BASE_IMAGE=debian:12.15-slim
 
-FROM ${PYTHON_IMAGE} AS build
+FROM ${BASE_IMAGE} AS build
+# Only for builders behind a TLS-inspecting proxy: a CA bundle they mount for the build
+# (./dev.sh image passes the host's). Build stage only; nothing of it reaches the image.
+ARG PIP_CERT
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-pip python3-venv \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY deploy/docker/requirements.txt /tmp/requirements.txt
 # A venv without pip or setuptools inside it: the image pip installs into it from outside.
-RUN python -m venv --without-pip /opt/prober \
+RUN python3 -m venv --without-pip /opt/prober \
  && pip --python /opt/prober/bin/python install --no-cache-dir --no-deps -r /tmp/requirements.txt
 COPY pyproject.toml README.md ./
 COPY prober ./prober
 RUN pip --python /opt/prober/bin/python install --no-cache-dir --no-deps . \
  && pip --python /opt/prober/bin/python check
 
-FROM ${PYTHON_IMAGE}
-ARG CHROMIUM_VERSION=156.0.8078.79-1~deb12u1
-ARG TINI_VERSION=0.19.0-1+b3
-ARG FONTS_LIBERATION_VERSION=1:1.07.4-11
-# chromium-common must match chromium exactly; fonts-liberation gives failure
-# screenshots readable text; tini is PID 1 and reaps the browsers' zombies.
+FROM ${BASE_IMAGE}
+# upgrade: the base's own packages get today's security fixes too, whatever its age.
+# fonts-liberation gives failure screenshots readable text; tini is PID 1 and reaps
+# the browsers' zombies; chromium pulls the chromium-common of its exact version;
+# Playwright's bundled node (its driver) needs libatomic1, which nothing else pulls in.
+# hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends \
-      chromium=${CHROMIUM_VERSION} \
-      chromium-common=${CHROMIUM_VERSION} \
-      fonts-liberation=${FONTS_LIBERATION_VERSION} \
-      tini=${TINI_VERSION} \
+ && apt-get upgrade -y \
+ && apt-get install -y --no-install-recommends python3 libatomic1 chromium fonts-liberation tini \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt/* /var/log/dpkg.log
 
@@ -43,6 +52,14 @@ RUN groupadd --system --gid 10001 prober \
       --shell /usr/sbin/nologin prober
 
 COPY --from=build /opt/prober /opt/prober
+
+# What this build resolved, for `cat /opt/prober/versions.txt` and for rebuilding it.
+RUN { echo "# prober image, built $(date -u +%Y-%m-%dT%H:%M:%SZ)"; \
+      dpkg-query -W -f '${Package}=${Version}\n' base-files python3.11 chromium \
+        chromium-common fonts-liberation libatomic1 tini; \
+      /opt/prober/bin/python -c 'import importlib.metadata as m; \
+[print(f"{d.name}=={d.version}") for d in sorted(m.distributions(), key=lambda d: d.name.lower())]'; \
+    } > /opt/prober/versions.txt
 
 ENV PATH=/opt/prober/bin:${PATH} \
     HOME=/home/prober \
@@ -56,4 +73,5 @@ WORKDIR /home/prober
 EXPOSE 8080
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz (deploy/k8s/deployment.yaml).
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["prober", "demo", "--listen", "0.0.0.0:8080"]
+# Listens on $PROBER_LISTEN (above): `docker run -e PROBER_LISTEN=... IMAGE` moves it.
+CMD ["prober", "demo"]

@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a run that failed or timed out (or hit an error), 2 bad
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from prober.contracts.config import Config, ConfigError, load_config
-from prober.contracts.secrets import Redactor
+from prober.contracts.secrets import MIN_LENGTH, Redactor
 from prober.logs import setup_logging
 from prober.schedule.sharding import ShardError
 from prober.service import locate_browser, make_runner, serve
@@ -91,6 +92,8 @@ def _load(settings: Settings) -> Config:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     config = _load(settings)
     setup_logging(settings.log_level, settings.log_format, Redactor(config.secrets))
+    if warning := short_secret_warning(config):
+        logging.getLogger("prober").warning(warning)
     return asyncio.run(serve(settings, config))
 
 
@@ -98,7 +101,21 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
     config = _load(settings)
     names = ", ".join(s.name for s in config.scenarios)
     print(f"{config.path}: ok, {len(config.scenarios)} scenario(s): {names}")
+    if warning := short_secret_warning(config):
+        # A warning, not an error: a short PIN is legitimate, and runs work with it.
+        print(f"prober check: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def short_secret_warning(config: Config) -> str | None:
+    """Names the variables (never the values) too short to be masked inside text."""
+    if not config.short_secret_variables:
+        return None
+    return (
+        f"{', '.join(config.short_secret_variables)}: shorter than {MIN_LENGTH} characters, "
+        "so masked only where it is a whole value (a quoted string, a form field, an "
+        "element's text), not inside other text; see README, Secrets"
+    )
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:

@@ -35,7 +35,10 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return self.redact(json.dumps(data, default=str))
+        # Masked value by value (after turning objects into text), then serialised: a mask
+        # applied to the line could land inside a number or break its quoting.
+        plain = json.loads(json.dumps(data, default=str))
+        return json.dumps(self.redact.value(plain))
 
 
 class TextFormatter(logging.Formatter):

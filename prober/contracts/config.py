@@ -27,7 +27,7 @@ from pydantic import (
 
 from prober.contracts.actions import Action, normalize_action
 from prober.contracts.durations import Duration
-from prober.contracts.secrets import Redactor
+from prober.contracts.secrets import Redactor, is_short
 
 SCENARIO_NAME = r"^[a-z0-9_-]+$"
 STEP_NAME = r"^[a-z0-9_]+$"
@@ -102,6 +102,8 @@ class Config:
     path: Path
     scenarios: tuple[Scenario, ...]
     secrets: tuple[str, ...]
+    # Variables whose values are too short to mask in free text (prober.secrets).
+    short_secret_variables: tuple[str, ...] = ()
 
     def scenario(self, name: str) -> Scenario:
         for scenario in self.scenarios:
@@ -116,10 +118,10 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     path = Path(path)
     environ = os.environ if environ is None else environ
     raw = _read_yaml(path)
-    secrets: set[str] = set()
+    secrets: dict[str, str] = {}  # variable name -> value
     expanded = _expand(raw, environ, secrets, path, raw, ())
     # Messages quote offending values, which may have come from the environment.
-    redact = Redactor(secrets)
+    redact = Redactor(secrets.values())
     try:
         parsed = ScenarioFile.model_validate(expanded)
     except ValidationError as exc:
@@ -130,7 +132,12 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
                 _check_importable(path, scenario)
     except ConfigError as exc:
         raise ConfigError(redact(str(exc))) from None
-    return Config(path=path, scenarios=tuple(parsed.scenarios), secrets=tuple(sorted(secrets)))
+    return Config(
+        path=path,
+        scenarios=tuple(parsed.scenarios),
+        secrets=tuple(sorted(set(secrets.values()))),
+        short_secret_variables=tuple(sorted(n for n, v in secrets.items() if v and is_short(v))),
+    )
 
 
 def _read_yaml(path: Path) -> Any:
@@ -155,7 +162,7 @@ def _read_yaml(path: Path) -> Any:
 def _expand(
     value: Any,
     environ: Mapping[str, str],
-    secrets: set[str],
+    secrets: dict[str, str],
     path: Path,
     root: Any,
     loc: tuple[str | int, ...],
@@ -174,7 +181,7 @@ def _expand(
             return "$"
         if name not in environ:
             raise ConfigError(f"{_where(path, root, loc)}: environment variable {name} is not set")
-        secrets.add(environ[name])
+        secrets[name] = environ[name]
         return environ[name]
 
     return _VAR.sub(substitute, value)

@@ -184,6 +184,17 @@ class Worker:
     stderr_tail: deque[bytes] = field(default_factory=lambda: deque(maxlen=32))
     drain: asyncio.Task[None] | None = None
 
+    def stderr(self) -> bytes:
+        """The tail of stderr, from the first whole line kept.
+
+        Once older output was dropped, the first line may start inside a secret, where
+        no spelling of it matches any more: that line goes.
+        """
+        tail = b"".join(self.stderr_tail)
+        if len(self.stderr_tail) == self.stderr_tail.maxlen:
+            tail = tail.partition(b"\n")[2]
+        return tail
+
     def drain_stderr(self) -> None:
         """Keep reading stderr from the start, so a chatty worker never blocks on a full pipe."""
         assert self.process.stderr is not None
@@ -264,7 +275,7 @@ class WorkerProcesses:
                         await asyncio.wait_for(process.wait(), self.exit_wait)
         except TimeoutError:
             how = "timeout"
-        return Ending(how, time.monotonic(), process.returncode, b"".join(worker.stderr_tail))
+        return Ending(how, time.monotonic(), process.returncode, worker.stderr())
 
     async def retire(self, worker: Worker) -> None:
         """Kill the worker's tree (a no-op after a clean exit), reap it, remove its TMPDIR."""

@@ -9,7 +9,10 @@ Secrets: the trace records `fill` values, form fields, request bodies and DOM sn
 with input values, so every file inside it is scrubbed (see `scrub_trace`) before the
 zip gets its final name. The trace records DOM snapshots but no screencast: snapshots
 are text we can scrub, screencast frames are pixels showing whatever was typed in
-plain text fields. Console text is redacted entry by entry.
+plain text fields. Console text is redacted entry by entry. The screenshot masks text
+fields and every element whose text shows a secret (see `Capture._masks`); text drawn
+in other ways (images, canvas, split across elements) cannot be found, which
+docs/artifacts.md says.
 
 Every write goes to the run's staging directory and is renamed into place when
 complete; the parent removes the staging directory afterwards (see prober.supervise.artifacts).
@@ -27,12 +30,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import BrowserContext, ConsoleMessage, Page
+from playwright.async_api import BrowserContext, ConsoleMessage, Locator, Page
 from playwright.async_api import Error as PlaywrightError
 
 from prober.contracts.artifacts import artifact_name, staging_dir
 from prober.contracts.protocol import ArtifactFailed, ArtifactKept, Event
-from prober.contracts.secrets import Redactor
+from prober.contracts.secrets import Redactor, is_short
 from prober.worker.failures import describe
 
 MAX_CONSOLE_ENTRIES = 200
@@ -89,14 +92,27 @@ class Capture:
             async with asyncio.timeout_at(deadline):
                 remaining_ms = max(1.0, (deadline - loop.time()) * 1000)
                 png = await page.screenshot(
-                    type="png", mask=[page.locator(MASKED)], timeout=remaining_ms
+                    type="png", mask=self._masks(page), timeout=remaining_ms
                 )
                 self._store("screenshot", "png", png)
         entries = [*self._console]
         if self._dropped:
             entries.append({"type": "prober", "text": f"{self._dropped} more entries dropped"})
-        text = json.dumps(entries, ensure_ascii=False, indent=1).encode()
-        self._store("console", "json", self._redact.bytes(text))
+        # Masked value by value, then serialised: masking the JSON text could cut into it.
+        text = json.dumps(self._redact.value(entries), ensure_ascii=False, indent=1).encode()
+        self._store("console", "json", text)
+
+    def _masks(self, page: Page) -> list[Locator]:
+        """Every text field, and every element whose text shows a secret.
+
+        Pixels cannot be scrubbed afterwards, so this is the only chance. A short secret
+        is matched as an element's whole text only: `1` is in half the page otherwise.
+        """
+        masks = [page.locator(MASKED)]
+        for secret in self._redact.secrets:
+            if secret.strip():
+                masks.append(page.get_by_text(secret.strip(), exact=is_short(secret)))
+        return masks
 
     async def keep_trace(self, context: BrowserContext, deadline: float) -> None:
         """Stop the trace, scrub it, and store it; skipped once past the deadline."""
@@ -160,7 +176,7 @@ class Capture:
             "text": self._redact(text)[:MAX_CONSOLE_TEXT],  # masked, then cut
         }
         if url:
-            entry["url"] = self._redact(url)
+            entry["url"] = url
         self._console.append(entry)
 
 

@@ -1,10 +1,13 @@
 """The Dockerfile: lint, policy, and its install steps run for real on this machine.
 
-No Docker engine runs in CI, so the image itself is never built here. Instead the
-build stage's RUN lines are executed verbatim (paths moved into a temp dir), and the
-runtime stage's apt line is resolved by apt against this Debian bookworm machine's
-archive, with the exact pinned versions. Then the venv the build stage made is used to
-drive the pinned Chromium, proving that the Playwright and Chromium pins work together.
+These are the fast checks, in the default suite; `./dev.sh image` (CI runs it) builds
+the image itself with buildah and runs it. Here the build stage's pip lines are
+executed verbatim (paths moved into a temp dir) with Debian's Python, the interpreter
+the image has, and the runtime stage's apt line is resolved against this Debian
+bookworm machine's archive. It names packages, never exact versions: the archive drops
+old Chromium versions, and the build takes what Debian offers that day. Then the venv
+the build stage made drives this machine's Debian Chromium, proving the pinned
+Playwright works with the Chromium Debian ships now.
 """
 
 from __future__ import annotations
@@ -107,15 +110,21 @@ def test_hadolint_is_clean() -> None:
 
 def test_policy(dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
     global_args, stages = dockerfile
-    base = substitute(stages[-1].base, global_args)
-    # A full patch version and a Debian release: no moving tags.
-    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-bookworm", base), base
+    # Debian's own slim image at a point release (no moving tag), in both stages: every
+    # package, Python included, comes from the Debian archive, which is what lets CI
+    # stand in for the base with a tree it bootstraps itself (deploy/tools/build_image.py).
+    for stage in stages:
+        base = substitute(stage.base, global_args)
+        assert re.fullmatch(r"debian:12\.\d+-slim", base), base
     final = dict(stages[-1].instructions)
     ops = [op for op, _ in stages[-1].instructions]
     assert "HEALTHCHECK" not in ops, "Kubernetes probes do health checks"
     assert re.fullmatch(r"\d+:\d+", final["USER"]) and not final["USER"].startswith("0:")
     assert json.loads(final["ENTRYPOINT"]) == ["/usr/bin/tini", "--"]
-    assert json.loads(final["CMD"]) == ["prober", "demo", "--listen", "0.0.0.0:8080"]
+    # The listen address comes from PROBER_LISTEN, so `docker run -e PROBER_LISTEN=...` works.
+    assert json.loads(final["CMD"]) == ["prober", "demo"]
+    image_env = dict(kv.split("=", 1) for kv in shlex.split(final["ENV"]))
+    assert image_env["PROBER_LISTEN"] == "0.0.0.0:8080"
     assert "EXPOSE" in final and final["EXPOSE"] == "8080"
     runs = " ".join(rest for op, rest in stages[-1].instructions if op == "RUN")
     assert "rm -rf /var/lib/apt/lists/*" in runs
@@ -140,24 +149,20 @@ def apt_packages(dockerfile: tuple[dict[str, str], list[Stage]]) -> list[str]:
     pytest.fail("no apt-get install line in the runtime stage")
 
 
-def test_apt_pins_resolve_on_debian(dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
-    """The runtime stage's apt line, pins substituted, resolves on this bookworm machine."""
+def test_runtime_apt_line_resolves_on_debian(
+    dockerfile: tuple[dict[str, str], list[Stage]],
+) -> None:
+    """The runtime stage's apt line names packages, no versions, and resolves here now."""
     apt_get = tool("apt-get", "this test needs a Debian bookworm machine")
     pkgs = apt_packages(dockerfile)
-    assert pkgs and all("=" in p for p in pkgs), f"unpinned apt packages: {pkgs}"
+    assert {"python3", "chromium", "libatomic1", "tini"} <= set(pkgs), pkgs
+    pinned = [p for p in pkgs if "=" in p or "/" in p]
+    assert not pinned, (
+        f"{pinned}: an exact version disappears from the archive at Debian's next security "
+        "update; the image records what it got in /opt/prober/versions.txt instead"
+    )
     release = Path("/etc/os-release").read_text()
     assert "VERSION_CODENAME=bookworm" in release, "the image is bookworm; so must CI be"
-    for pkg in pkgs:
-        name, _, version = pkg.partition("=")
-        madison = subprocess.run(
-            ["apt-cache", "madison", name], capture_output=True, text=True, check=False
-        ).stdout
-        offered = [line.split("|")[1].strip() for line in madison.splitlines() if "|" in line]
-        assert version in offered, (
-            f"{name}={version} is not in the Debian archive (offered: {offered}). "
-            "Run `apt-get update`; if it is still missing, Debian replaced it (security "
-            "update): bump the pin in the Dockerfile to the new version and re-run."
-        )
     proc = subprocess.run(
         [apt_get, "install", "-s", "-y", "--no-install-recommends", *pkgs],
         capture_output=True,
@@ -173,11 +178,11 @@ def run_build_stage(dockerfile: tuple[dict[str, str], list[Stage]], root: Path) 
     build = stages[0]
     assert build.name == "build"
     env = dict(os.environ)
-    # The image's `python` is /usr/local/bin/python3.11, readable by its non-root user;
-    # use a system Python 3.11 likewise (pyenv's under /root is not), and our pip.
+    # The image's `python3` is Debian's /usr/bin/python3.11; use this machine's (pyenv's
+    # under /root is not readable by the image's user, and not Debian's), and our pip.
     shim = root / "shim"
     shim.mkdir()
-    (shim / "python").symlink_to(system_python())
+    (shim / "python3").symlink_to(debian_python())
     env["PATH"] = f"{shim}:{Path(sys.executable).parent}:{env['PATH']}"
     workdir = root
     for op, rest in build.instructions:
@@ -199,6 +204,8 @@ def run_build_stage(dockerfile: tuple[dict[str, str], list[Stage]], root: Path) 
                     shutil.copytree(path, to, ignore=shutil.ignore_patterns("__pycache__"))
                 else:
                     shutil.copy(path, to)
+        elif op == "RUN" and "apt-get" in rest:
+            continue  # the image's Debian packages; dev.sh installed this machine's
         elif op == "RUN":
             cmd = re.sub(r"(?<![\w.])/(opt|tmp)/", lambda m: f"{root}/{m.group(1)}/", rest)
             proc = subprocess.run(
@@ -208,13 +215,11 @@ def run_build_stage(dockerfile: tuple[dict[str, str], list[Stage]], root: Path) 
     return root / "opt/prober"
 
 
-def system_python() -> str:
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for candidate in (f"/usr/local/bin/{version}", f"/usr/bin/{version}"):
-        path = Path(candidate)
-        if path.exists() and all(p.stat().st_mode & 0o001 for p in path.resolve().parents):
-            return candidate
-    pytest.fail(f"no {version} outside /root; install it with: apt-get install -y python3")
+def debian_python() -> str:
+    path = Path("/usr/bin/python3.11")
+    if not path.exists():
+        pytest.fail("no Debian python3.11; install it with: apt-get install -y python3")
+    return str(path)
 
 
 def reap_orphaned_browsers() -> None:
@@ -272,13 +277,17 @@ asyncio.run(main())
 """
 
 
-def test_pinned_playwright_drives_pinned_chromium(
-    dockerfile: tuple[dict[str, str], list[Stage]], image_venv: Path
-) -> None:
-    """The image's venv drives this machine's Chromium, which must be the pinned one."""
-    pins = dict(p.split("=", 1) for p in apt_packages(dockerfile))
-    upstream = pins["chromium"].split("-")[0]
-    chromium = tool("chromium", f"apt-get install -y chromium={pins['chromium']}")
+def test_pinned_playwright_drives_debians_chromium(image_venv: Path) -> None:
+    """The image's venv drives this machine's Chromium: Debian's package, as in the image."""
+    chromium = tool("chromium", "apt-get install -y chromium")
+    package = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", "chromium"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert package.returncode == 0, f"chromium is not Debian's package: {package.stderr}"
+    upstream = package.stdout.split("-")[0]
     proc = subprocess.run(
         [image_venv / "bin/python", "-c", LAUNCH, chromium],
         capture_output=True,
@@ -289,8 +298,7 @@ def test_pinned_playwright_drives_pinned_chromium(
     reap_orphaned_browsers()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == upstream, (
-        f"this machine runs Chromium {proc.stdout.strip()}, the image pins {upstream}: "
-        "install the pinned one (or bump the pin) so the tested pair is the shipped pair"
+        f"Playwright drove Chromium {proc.stdout.strip()}, not Debian's {upstream} at {chromium}"
     )
 
 
@@ -324,7 +332,6 @@ def test_default_command_runs_the_demo_as_the_image_user(
     uid, gid = (int(x) for x in final["USER"].split(":"))
     cmd = json.loads(final["CMD"])
     port = free_port()
-    cmd[cmd.index("--listen") + 1] = f"127.0.0.1:{port}"
     image_env = dict(kv.split("=", 1) for kv in shlex.split(final["ENV"]))
     home = Path(tempfile.mkdtemp(prefix="prober-home-"))
     os.chown(home, uid, gid)
@@ -332,6 +339,7 @@ def test_default_command_runs_the_demo_as_the_image_user(
         **image_env,
         "PATH": f"{image_venv}/bin:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(home),
+        "PROBER_LISTEN": f"127.0.0.1:{port}",
         # TMPDIR stays unset (/tmp), as in the image: Chromium's sockets live under it
         # and a long TMPDIR overflows their 107-byte path limit (tests/deploy/test_k8s_manifests).
         "PROBER_MAX_START_OFFSET": "0s",  # first run now, not up to 15s later

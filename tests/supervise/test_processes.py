@@ -74,9 +74,16 @@ async def test_an_overlong_line_is_an_overflow() -> None:
     assert ending.how == "overflow"
 
 
-async def test_stderr_is_kept_as_a_tail() -> None:
-    workers = processes("import sys; sys.stderr.write('z' * 300000 + 'the end'); sys.exit(1)")
+async def test_stderr_is_kept_as_a_tail_from_its_first_whole_line() -> None:
+    workers = processes(
+        "import sys; sys.stderr.write(''.join(f'{i:06d}' + 'z' * 93 + '\\n' for i in range(3000)));"
+        " sys.stderr.write('the end\\n'); sys.exit(1)"
+    )
     worker = await workers.start("err-1", b"\n")
     ending = await workers.stream(worker, b"", lambda line: "more", time.monotonic() + 30)
     await workers.retire(worker)
-    assert ending.stderr_tail.endswith(b"the end") and len(ending.stderr_tail) < 300000
+    tail = ending.stderr_tail
+    assert tail.endswith(b"the end\n") and len(tail) < 300000
+    # Older output was dropped: the tail starts at a line, not inside one.
+    first = tail.split(b"\n", 1)[0]
+    assert len(first) == 99 and first[:6].isdigit()
