@@ -8,7 +8,7 @@
 #                    print the Debian packages set-up would install on this machine
 # Set-up is idempotent: Debian packages only when missing, pip only when pyproject changed.
 # It installs whatever version Debian currently offers, never an exact version: the
-# archive drops old Chromium versions with every security update (tests/test_dev_sh.py).
+# archive drops old Chromium versions with every security update (tests/deploy/test_dev_sh.py).
 set -euo pipefail
 cd "$(dirname "$0")"
 

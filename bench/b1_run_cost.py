@@ -21,8 +21,8 @@ from prober.contracts.config import Scenario
 from prober.contracts.result import RunResult
 from prober.contracts.secrets import Redactor
 from prober.record.metrics import ProberMetrics
+from prober.record.sinks import Recorder, RunLog
 from prober.schedule.scheduler import Scheduler
-from prober.service import RunRecorder
 from prober.settings import (
     DEFAULT_PAGE_TIMING_BUCKETS,
     DEFAULT_SCENARIO_BUCKETS,
@@ -36,11 +36,12 @@ from prober.supervise.runner import WorkerRunner
 MODES: dict[str, Prewarm] = {"cold": "none", "warm-driver": "driver", "warm-browser": "browser"}
 
 
-class Stamped(RunRecorder):
-    """Records like `prober serve`, and notes when the result reached the metrics."""
+class Stamped(Recorder):
+    """Records like `prober serve` (without history), and notes when the result reached
+    the metrics."""
 
     def __init__(self, metrics: ProberMetrics) -> None:
-        super().__init__(metrics)
+        super().__init__([metrics, RunLog()])
         self.recorded_at = 0.0
         self.first = asyncio.Event()
 

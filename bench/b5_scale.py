@@ -94,7 +94,7 @@ async def scrapes(count: int) -> dict[str, Any]:
                 # 0.3 s after a change (time for the background re-render), and every
                 # 10th right after one (rendered on demand, in a thread).
                 if index % 5 == 0:
-                    metrics.run_started("scenario_000")
+                    metrics.run_started("scenario_000", "r1")
                     await asyncio.sleep(0.3 if index % 10 else 0)
                 for name, url in (("empty", empty_url), ("full", full_url)):
                     started = time.perf_counter()

@@ -5,7 +5,7 @@ every panel consistent (datasource variable, selectors, units). Edit this file, 
 
     python dashboards/generate.py
 
-tests/test_dashboard_prometheus.py fails when grafana.json is out of date, and runs every
+tests/deploy/test_dashboard_prometheus.py fails when grafana.json is out of date, and runs every
 query in it against a real Prometheus scraping a real `prober serve`.
 """
 

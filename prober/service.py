@@ -1,4 +1,4 @@
-"""`prober serve`: wiring settings, config, runner, scheduler, metrics and HTTP together."""
+"""`prober serve`: wiring settings, config, runner, scheduler, run sinks and HTTP together."""
 
 import asyncio
 import contextlib
@@ -12,8 +12,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from prober import __version__
-from prober.contracts.config import Config, Scenario
-from prober.contracts.result import RunResult
+from prober.contracts.config import Config
 from prober.contracts.secrets import Redactor
 from prober.http import api, statuspage
 from prober.http.ratelimit import TriggerLimiter
@@ -21,6 +20,7 @@ from prober.http.server import Health, make_app
 from prober.logs import set_redactor
 from prober.record.history import History, Retention
 from prober.record.metrics import ProberMetrics
+from prober.record.sinks import Recorder, RunLog
 from prober.schedule.reload import ConfigReloader
 from prober.schedule.scheduler import Scheduler
 from prober.schedule.sharding import shard_from_settings
@@ -40,39 +40,6 @@ from prober.supervise.runner import WorkerRunner
 
 log = logging.getLogger(__name__)
 ORPHAN_REAP_SECONDS = 5.0
-
-
-class RunRecorder:
-    """The scheduler's observer: metrics, history and one log line per run."""
-
-    def __init__(self, metrics: ProberMetrics, history: History) -> None:
-        self.metrics = metrics
-        self.history = history
-
-    def run_started(self, scenario: Scenario, run_id: str) -> None:
-        self.metrics.run_started(scenario.name)
-
-    def run_finished(self, scenario: Scenario, run_id: str, result: RunResult | None) -> None:
-        self.metrics.run_ended(scenario.name)
-        if result is None:
-            return
-        ended_at = time.time()
-        self.metrics.record(result, ended_at=ended_at)
-        self.history.record(result, ended_at=ended_at)
-        log.log(
-            logging.INFO if result.ok else logging.WARNING,
-            "run finished",
-            extra={
-                "scenario": result.scenario,
-                "run_id": result.run_id,
-                "result": result.result.value,
-                "duration_seconds": round(result.duration_seconds, 3),
-                "failed_step": result.failed_step,
-                "reason": result.reason.value if result.reason else None,
-                "error": result.error,
-                "attempt": result.attempt,
-            },
-        )
 
 
 def make_runner(
@@ -171,7 +138,7 @@ async def serve(
     runner = make_runner(settings, config, browser, redact, settings.prewarm)
     scheduler = Scheduler(
         runner.run,
-        RunRecorder(metrics, history),
+        Recorder([metrics, history, RunLog()]),
         settings.max_concurrency,
         settings.max_start_offset,
     )

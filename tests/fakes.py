@@ -1,4 +1,4 @@
-"""A scripted stand-in for WorkerRunner.run, for tests where the browser is not the point."""
+"""Stand-ins and recorders for tests where the browser is not the point."""
 
 import asyncio
 import random
@@ -7,6 +7,9 @@ from collections.abc import Iterable
 
 from prober.contracts.config import Scenario
 from prober.contracts.result import Outcome, Reason, RunResult, StepResult
+from prober.record.history import History
+from prober.record.metrics import ProberMetrics
+from prober.record.sinks import Recorder, RunLog
 
 
 class FakeRun:
@@ -54,3 +57,15 @@ class NoScheduledRuns(random.Random):
 
     def uniform(self, a: float, b: float) -> float:
         return b
+
+
+class CountingRecorder(Recorder):
+    """The real sinks, plus every verdict in order, to prove no run goes unrecorded."""
+
+    def __init__(self, metrics: ProberMetrics, history: History) -> None:
+        super().__init__([metrics, history, RunLog()])
+        self.finished: list[RunResult | None] = []
+
+    def run_finished(self, scenario: Scenario, run_id: str, result: RunResult | None) -> None:
+        super().run_finished(scenario, run_id, result)
+        self.finished.append(result)

@@ -17,7 +17,6 @@ import textwrap
 from pathlib import Path
 
 import prober
-from prober.contracts.secrets import Redactor
 
 PARENT_PACKAGES = ("contracts", "supervise", "schedule", "record", "http", "slo")
 PARENT_MODULES = ("cli", "service", "settings", "logs")
@@ -116,8 +115,7 @@ def test_a_worker_imports_the_prober_the_parent_runs() -> None:
     One level off and it would hold prober/ itself, where `http` is prober.http, not the
     standard library's.
     """
-    from prober.supervise.runner import WorkerRunner
+    from prober.supervise.processes import _environment
 
-    runner = WorkerRunner("chromium", [], Redactor())
-    first = runner._environment("tag", "/tmp")["PYTHONPATH"].split(os.pathsep)[0]
+    first = _environment("tag", "/tmp")["PYTHONPATH"].split(os.pathsep)[0]
     assert Path(first) / "prober" == Path(prober.__file__).resolve().parent

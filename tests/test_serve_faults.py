@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import PASSWORD, SIGN_IN_STEPS, USER, Target
 from tests.helpers import wait_until
-from tests.test_faults import silent_server  # noqa: F401  (a fixture)
+from tests.supervise.test_faults import silent_server  # noqa: F401  (a fixture)
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -7,7 +7,7 @@
 - deploy/prometheus/slo-rules.yaml and deploy/k8s/base/slo-prometheusrule.yaml from the
   `slo:` blocks of deploy/k8s/base/scenarios.yaml, by `prober rules`.
 
-tests/test_alerts.py and tests/test_slo_deploy.py check all of them are current.
+tests/deploy/test_alerts.py and tests/deploy/test_slo_alerts.py check all of them are current.
 
     python deploy/tools/sync_rules.py          # rewrite
     python deploy/tools/sync_rules.py --check  # exit 1 if out of date

@@ -72,7 +72,7 @@ class Scenario(BaseModel):
     steps: list[Step] | None = Field(default=None, min_length=1)
     script: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
-    # Extra attempts after a failed or timed-out run (see prober/retries.py for the policy).
+    # Extra attempts after a failed or timed-out run (policy: prober/schedule/retries.py).
     retries: int = Field(default=0, ge=0, le=10)
     # Objectives for `prober rules` (prober/slo/); steps of the declarative form may have own.
     slo: SLO | None = None

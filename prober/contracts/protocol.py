@@ -1,41 +1,37 @@
-"""What crosses the pipe between the parent and a worker.
+"""What crosses the pipe between the parent and a worker: the specs in, the events out.
 
 The parent writes one `LaunchSpec` line on the worker's stdin when it starts the worker,
 then one `WorkerSpec` as JSON (and closes stdin) when the run is due; the worker streams
-one JSON event per line back. The split lets a worker start Python, Playwright's driver
-and the browser before the run is due (see prober/supervise/pool.py). Streaming (rather than one
-result at exit) is what lets a run killed at its timeout still report the steps it
-finished and the one it was stuck in.
+one event per line back (NDJSON). The split lets a worker start Python, Playwright's
+driver and the browser before the run is due (see prober/supervise/pool.py). Streaming
+(rather than one result at exit) is what lets a run killed at its timeout still report
+the steps it finished and the one it was stuck in.
+
+Every event is a model below; `encode` is the only writer of the wire format and
+`decode` the only reader, for the worker, the parent and the test stubs alike. The
+parent trusts nothing it reads: a line `decode` rejects is not an event (see
+prober.supervise.tracker, which counts such lines).
 """
 
-import json
-import math
-from typing import Any, Literal
+from enum import Enum
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from prober.contracts.config import Step
-from prober.contracts.result import DEFAULT_COMPONENT, PageTiming
+from prober.contracts.config import COMPONENT_NAME, Step
+from prober.contracts.result import DEFAULT_COMPONENT, Outcome, PageTiming, Phase, Reason
+from prober.contracts.secrets import Redactor
 
-PHASES = (
-    "ttfb",
-    "dom_content_loaded",
-    "load",
-    "first_contentful_paint",
-    "largest_contentful_paint",
-)
+# Free text (an error message) is cut to this many characters, after masking: cutting
+# first could leave part of a secret unmasked.
+MAX_TEXT = 600
 # Figures beyond this are nonsense (a clock jump, a tab left open), not a slow page.
 MAX_PLAUSIBLE_SECONDS = 3600.0
 
-EventName = Literal[
-    "browser_launched",
-    "step_started",
-    "step_finished",
-    "page_timing",
-    "artifact",
-    "artifact_error",
-    "run_finished",
-]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# A label value (prober_component_*): only what the scenario file allows.
+Component = Annotated[str, Field(pattern=COMPONENT_NAME, max_length=63)]
+PhaseSeconds = Annotated[float, Field(gt=0, le=MAX_PLAUSIBLE_SECONDS, allow_inf_nan=False)]
 
 
 class LaunchSpec(BaseModel):
@@ -74,41 +70,130 @@ class WorkerSpec(BaseModel):
     trace_on_success: bool = False
 
 
-def encode_event(event: EventName, **fields: Any) -> bytes:
-    return (json.dumps({"event": event, **fields}, separators=(",", ":")) + "\n").encode()
+class _Event(BaseModel):
+    # Strict: a boolean is no duration and "slow" no number, whatever Python would allow.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-def page_timing_from_event(event: dict[str, Any]) -> PageTiming | None:
-    """The parent's reading of a `page_timing` event (seconds); None if unusable."""
-    step = event.get("step")
-    return parse_page_timing(event, step, scale=1.0) if isinstance(step, str) else None
+class BrowserLaunched(_Event):
+    """The page is ready and the steps start now.
+
+    `duration_seconds` is what this run waited for its page: the whole launch for a cold
+    worker, next to nothing for one whose browser was launched before the run was due.
+    """
+
+    event: Literal["browser_launched"] = "browser_launched"
+    duration_seconds: Seconds
+    browser_version: str = ""
 
 
-def parse_page_timing(data: dict[str, Any], step: str, scale: float) -> PageTiming | None:
-    """A document's figures (`scale` units per second) as a PageTiming; None if unusable.
+class StepStarted(_Event):
+    """Until its StepFinished, the step a run killed at its deadline is blamed on."""
 
-    Phases not reached (0 or missing) are left out, and so is anything implausible."""
-    phases = {
-        phase: seconds
-        for phase in PHASES
-        if (seconds := _seconds(data.get(phase), scale)) is not None
+    event: Literal["step_started"] = "step_started"
+    step: str
+    # None: the scenario's own component.
+    component: Component | None = None
+
+
+class StepFinished(_Event):
+    """A step's duration, measured in the worker with a monotonic clock around its block."""
+
+    event: Literal["step_finished"] = "step_finished"
+    step: str
+    component: Component | None = None
+    duration_seconds: Seconds
+    ok: bool
+    reason: Reason | None = None
+    error: str | None = None
+
+
+class PageTimingReported(_Event):
+    """One document's phases (seconds from its navigation's start), owned by `step`."""
+
+    event: Literal["page_timing"] = "page_timing"
+    step: str
+    phases: dict[Phase, PhaseSeconds] = {}
+    cumulative_layout_shift: Seconds | None = None
+
+    def timing(self) -> PageTiming:
+        phases: dict[str, float] = {phase: seconds for phase, seconds in self.phases.items()}
+        return PageTiming(self.step, phases, self.cumulative_layout_shift)
+
+
+class ArtifactKept(_Event):
+    """A complete, scrubbed file now under its final name in the artifacts directory."""
+
+    event: Literal["artifact"] = "artifact"
+    name: str
+
+
+class ArtifactFailed(_Event):
+    """Artifacts of this run cannot be kept (disk full, read-only...); reported once."""
+
+    event: Literal["artifact_error"] = "artifact_error"
+    error: str
+
+
+class RunFinished(_Event):
+    """The last event of every run. `duration_seconds` covers the steps and nothing after."""
+
+    event: Literal["run_finished"] = "run_finished"
+    result: Outcome
+    duration_seconds: Seconds | None = None
+    failed_step: str | None = None
+    reason: Reason | None = None
+    error: str | None = None
+
+
+Event = Annotated[
+    BrowserLaunched
+    | StepStarted
+    | StepFinished
+    | PageTimingReported
+    | ArtifactKept
+    | ArtifactFailed
+    | RunFinished,
+    Field(discriminator="event"),
+]
+_EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+class ProtocolError(ValueError):
+    """A line that is not an event of this protocol."""
+
+
+# Fixed vocabularies and label values from the scenario file itself (which may carry no
+# `${...}`): masking one could only turn it into something `decode` rejects.
+_LABELS = frozenset({"event", "component"})
+
+
+def encode(event: Event, redact: Redactor | None = None) -> bytes:
+    """One NDJSON line; every string value masked with `redact`, then cut to MAX_TEXT.
+
+    Values, not the encoded line: a short secret ("1") must not eat into numbers, keys
+    or the fixed vocabularies (`event`, `result`, `reason`), which cannot carry one.
+    """
+    cleaned = {
+        name: _clean(value, redact)
+        for name, value in event
+        if isinstance(value, str) and not isinstance(value, Enum) and name not in _LABELS
     }
-    cls = _number(data.get("cumulative_layout_shift"))
-    if not phases and cls is None:
-        return None
-    return PageTiming(step=step, phases=phases, cumulative_layout_shift=cls)
+    return event.model_copy(update=cleaned).model_dump_json().encode() + b"\n"
 
 
-def _seconds(value: Any, scale: float) -> float | None:
-    number = _number(value)
-    if not number:
-        return None
-    seconds = number / scale
-    return seconds if seconds <= MAX_PLAUSIBLE_SECONDS else None
+def decode(line: bytes | str) -> Event:
+    """The event on one line; ProtocolError (naming what is wrong) if it is none."""
+    try:
+        return _EVENTS.validate_json(line)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise ProtocolError(
+            f"not an event: {where + ': ' if where else ''}{problem['msg']}"
+        ) from None
 
 
-def _number(value: Any) -> float | None:
-    """A finite, non-negative number (JSON from a page may hold anything)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
+def _clean(text: str, redact: Redactor | None) -> str:
+    masked = redact(text) if redact is not None else text
+    return masked if len(masked) <= MAX_TEXT else masked[: MAX_TEXT - 1] + "…"

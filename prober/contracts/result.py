@@ -1,10 +1,17 @@
-"""The outcome of one run: what metrics, logs, `prober run` and history are built from."""
+"""The outcome of one run: what metrics, logs, `prober run`, history and the API show.
+
+`RunResult.to_json` and `RunResult.from_json` are its one serialisation: the JSON of
+`prober run`, the rows of the SQLite history and the API's runs are all this.
+"""
 
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
+
+from pydantic import TypeAdapter
 
 # The component of a step that names none, unless its scenario says otherwise.
 DEFAULT_COMPONENT = "app"
@@ -33,6 +40,17 @@ class Reason(StrEnum):
     ASSERTION = "assertion"
     SCRIPT = "script"
     CRASH = "crash"
+
+
+# How far a document got, each in seconds from its navigation's start: the `phase` label.
+Phase = Literal[
+    "ttfb",
+    "dom_content_loaded",
+    "load",
+    "first_contentful_paint",
+    "largest_contentful_paint",
+]
+PHASES: tuple[Phase, ...] = get_args(Phase)
 
 
 @dataclass(frozen=True)
@@ -84,11 +102,15 @@ class RunResult:
         return self.result is Outcome.SUCCESS
 
     def to_json(self) -> dict[str, Any]:
-        """The run-result JSON of DESIGN.md, plus the run id and timing context."""
-        data = asdict(self)
-        data["result"] = self.result.value
-        data["reason"] = self.reason.value if self.reason else None
-        data["steps"] = [asdict(step) for step in self.steps]
-        data["artifacts"] = list(self.artifacts)
-        data["page_timings"] = [asdict(timing) for timing in self.page_timings]
+        """The run-result JSON of DESIGN.md: every field, in field order, JSON types only."""
+        data: dict[str, Any] = _SERIALISED.dump_python(self, mode="json")
         return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "RunResult":
+        """The inverse of `to_json`, validated; a field a writer did not know is defaulted."""
+        return _SERIALISED.validate_python(data)
+
+
+# Keys and types come from the dataclasses above, so they are written down only once.
+_SERIALISED: TypeAdapter[RunResult] = TypeAdapter(RunResult)

@@ -14,6 +14,7 @@ import asyncio
 import gzip
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -25,10 +26,16 @@ DEBOUNCE_SECONDS = 0.05
 MAX_STALENESS_SECONDS = 1.0
 
 
-class Exposition:
-    """The /metrics handler and its cache; call `changed()` after every metric update."""
+class Changes(Protocol):
+    """What tells the cache that samples changed (prober.record.metrics.ProberMetrics)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def subscribe(self, listener: Callable[[], None]) -> None: ...
+
+
+class Exposition:
+    """The /metrics handler and its cache, re-rendered whenever `changes` reports one."""
+
+    def __init__(self, registry: CollectorRegistry, changes: Changes) -> None:
         self._registry = registry
         self._generation = 0
         # (content type, gzip) -> (generation rendered, body)
@@ -38,6 +45,7 @@ class Exposition:
         # When the oldest change not yet in every cached body happened (monotonic).
         self._unrendered_since: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        changes.subscribe(self.changed)
 
     def changed(self) -> None:
         """Safe from any thread (the history thread reports degradation from its own)."""

@@ -14,8 +14,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from prober.http.exposition import Exposition
-from prober.record.metrics import ProberMetrics
+from prober.http.exposition import Changes, Exposition
 
 
 @dataclass
@@ -43,16 +42,15 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def make_app(
-    registry: CollectorRegistry, health: Health, metrics: ProberMetrics | None = None
+    registry: CollectorRegistry, health: Health, changes: Changes | None = None
 ) -> web.Application:
-    """`metrics` tells the /metrics cache when to re-render; without it, every scrape does."""
+    """`changes` tells the /metrics cache when to re-render; without it, every scrape does."""
     app = web.Application()
     app[HEALTH_KEY] = health
-    exposition = Exposition(registry)
-    if metrics is None:
+    if changes is None:
         app.router.add_get("/metrics", make_aiohttp_handler(registry))
     else:
-        metrics.on_change = exposition.changed
+        exposition = Exposition(registry, changes)
         app.router.add_get("/metrics", exposition.handle)
 
         async def refresh(app: web.Application) -> AsyncIterator[None]:

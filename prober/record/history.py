@@ -20,7 +20,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -33,7 +33,8 @@ PRUNE_EVERY_SECONDS = 600.0
 # In memory (no data dir, or degraded) the age limits alone could hold a lot of runs of a
 # scenario with a short interval; past this many, the oldest successes go first.
 MEMORY_MAX_RUNS = 10_000
-_SCHEMA_VERSION = 1
+# 2: the whole run as JSON (RunResult.to_json); 1 kept a subset of fields in columns.
+_SCHEMA_VERSION = 2
 T = TypeVar("T")
 
 
@@ -116,7 +117,11 @@ class MemoryStore:
 
 
 class SqliteStore:
-    """One table of runs; filterable fields are columns, steps and artifacts are JSON."""
+    """One table of runs: the columns that queries filter on, and the whole run as JSON.
+
+    The JSON is `RunResult.to_json`, the same serialisation `prober run` prints and the
+    API answers with, so a field added to RunResult is kept here without a migration.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,55 +136,53 @@ class SqliteStore:
                 raise sqlite3.DatabaseError(
                     f"schema version {version} is newer than this prober understands"
                 )
-            self._db.executescript(
-                """
-                CREATE TABLE IF NOT EXISTS runs (
-                    run_id TEXT PRIMARY KEY,
-                    scenario TEXT NOT NULL,
-                    result TEXT NOT NULL,
-                    started_at REAL NOT NULL,
-                    ended_at REAL NOT NULL,
-                    duration_seconds REAL NOT NULL,
-                    failed_step TEXT,
-                    reason TEXT,
-                    error TEXT,
-                    browser_launch_seconds REAL,
-                    attempt INTEGER NOT NULL,
-                    steps TEXT NOT NULL,
-                    artifacts TEXT NOT NULL
-                );
-                CREATE INDEX IF NOT EXISTS runs_by_scenario ON runs (scenario, ended_at);
-                CREATE INDEX IF NOT EXISTS runs_by_end ON runs (ended_at);
-                PRAGMA user_version = 1;
-                """
-            )
+            if version == 1:
+                self._migrate_from_v1()
+            self._db.executescript(_SCHEMA)
         except BaseException:
             self._db.close()
             raise
 
+    def _migrate_from_v1(self) -> None:
+        """Version 1 kept some fields in columns and dropped the rest: move every run over.
+
+        One transaction: a migration cut short leaves the version-1 database as it was.
+        """
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DROP INDEX IF EXISTS runs_by_scenario")
+            db.execute("DROP INDEX IF EXISTS runs_by_end")
+            db.execute("ALTER TABLE runs RENAME TO runs_v1")
+            db.execute(_TABLES)
+            for row in db.execute("SELECT * FROM runs_v1").fetchall():
+                self._insert(_from_v1_row(row))
+            db.execute("DROP TABLE runs_v1")
+            db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        log.info("run history migrated to schema version 2", extra={"runs": self._count()})
+
     def add(self, record: RunRecord) -> None:
+        self._insert(record)
+
+    def _insert(self, record: RunRecord) -> None:
         r = record.result
         self._db.execute(
-            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                r.run_id,
-                r.scenario,
-                r.result.value,
-                r.started_at,
-                record.ended_at,
-                r.duration_seconds,
-                r.failed_step,
-                r.reason.value if r.reason else None,
-                r.error,
-                r.browser_launch_seconds,
-                r.attempt,
-                json.dumps([asdict(step) for step in r.steps]),
-                json.dumps(list(r.artifacts)),
-            ),
+            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
+            (r.run_id, r.scenario, r.result.value, record.ended_at, json.dumps(r.to_json())),
         )
 
+    def _count(self) -> int:
+        count: int = self._db.execute("SELECT count(*) FROM runs").fetchone()[0]
+        return count
+
     def get(self, run_id: str) -> RunRecord | None:
-        row = self._db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT run, ended_at FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
         return _from_row(row) if row else None
 
     def query(
@@ -192,7 +195,7 @@ class SqliteStore:
         if results is not None:
             where.append(f"result IN ({', '.join('?' * len(results))})")
             args.extend(outcome.value for outcome in results)
-        sql = "SELECT * FROM runs"
+        sql = "SELECT run, ended_at FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY ended_at DESC LIMIT ?"
@@ -211,7 +214,32 @@ class SqliteStore:
         self._db.close()
 
 
-def _from_row(row: tuple[Any, ...]) -> RunRecord:
+_TABLES = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    scenario TEXT NOT NULL,
+    result TEXT NOT NULL,
+    ended_at REAL NOT NULL,
+    run TEXT NOT NULL
+);
+"""
+_SCHEMA = (
+    _TABLES
+    + """
+CREATE INDEX IF NOT EXISTS runs_by_scenario ON runs (scenario, ended_at);
+CREATE INDEX IF NOT EXISTS runs_by_end ON runs (ended_at);
+"""
+    + f"PRAGMA user_version = {_SCHEMA_VERSION};\n"
+)
+
+
+def _from_row(row: tuple[str, float]) -> RunRecord:
+    run, ended_at = row
+    return RunRecord(RunResult.from_json(json.loads(run)), ended_at=ended_at)
+
+
+def _from_v1_row(row: tuple[Any, ...]) -> RunRecord:
+    """A run as schema version 1 stored it (no page timings, no artifact error)."""
     (run_id, scenario, result, started, ended, duration, failed, reason, error, launch,
      attempt, steps, artifacts) = row  # fmt: skip
     return RunRecord(
@@ -277,6 +305,16 @@ class History:
     def record(self, result: RunResult, ended_at: float) -> None:
         """Queue the write and return at once; reads queued later see it (one thread)."""
         self._executor.submit(self._add, RunRecord(result, ended_at))
+
+    def run_started(self, scenario: str, run_id: str) -> None:
+        """A run sink (prober.record.sinks); history keeps finished runs only."""
+
+    def run_ended(
+        self, scenario: str, run_id: str, result: RunResult | None, ended_at: float
+    ) -> None:
+        """A run sink: keep the verdict; a run cancelled at shutdown has none."""
+        if result is not None:
+            self.record(result, ended_at)
 
     async def get(self, run_id: str) -> RunRecord | None:
         return await self._call(lambda store: store.get(run_id))

@@ -31,7 +31,8 @@ def _changes(method: Mutator) -> Mutator:
     @functools.wraps(method)
     def wrapper(self: "ProberMetrics", *args: Any, **kwargs: Any) -> None:
         method(self, *args, **kwargs)
-        self.on_change()
+        for listener in self._listeners:
+            listener()
 
     return cast(Mutator, wrapper)
 
@@ -55,8 +56,8 @@ class ProberMetrics:
         # Fixed for the life of the histograms; a reload can only report a missing boundary.
         self.scenario_buckets = tuple(scenario_buckets)
         self.step_buckets = tuple(step_buckets)
-        # Told after every update (see prober.http.exposition): a no-op until a server is wired.
-        self.on_change: Callable[[], None] = lambda: None
+        # Told after every update (prober.http.exposition subscribes its cache).
+        self._listeners: list[Callable[[], None]] = []
         extra = ("location",) if location else ()
         scenario = ("scenario", *extra)
         step = ("scenario", "step", *extra)
@@ -209,6 +210,10 @@ class ProberMetrics:
         # Each scenario's own component (`component:`), which gets time outside steps.
         self._own_component: dict[str, str] = {}
 
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every update of the samples (from any thread)."""
+        self._listeners.append(listener)
+
     def _labels(self, *values: str) -> tuple[str, ...]:
         return (*values, self._location) if self._location else values
 
@@ -282,11 +287,20 @@ class ProberMetrics:
             _remove(self.layout_shift, self._labels(scenario, step))
 
     @_changes
-    def run_started(self, scenario: str) -> None:
+    def run_started(self, scenario: str, run_id: str) -> None:
+        """A run sink (prober.record.sinks): the run is in flight."""
         self.running.labels(*self._labels(scenario)).set(1)
 
+    def run_ended(
+        self, scenario: str, run_id: str, result: RunResult | None, ended_at: float
+    ) -> None:
+        """A run sink: not running any more, and the verdict, if there is one."""
+        self._not_running(scenario)
+        if result is not None:
+            self.record(result, ended_at)
+
     @_changes
-    def run_ended(self, scenario: str) -> None:
+    def _not_running(self, scenario: str) -> None:
         self.running.labels(*self._labels(scenario)).set(0)
 
     @_changes

@@ -16,58 +16,15 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from prober.supervise import processes
+from prober.supervise.processes import Worker
 
 log = logging.getLogger(__name__)
 
 # What a pooled worker prepares before its run is due: nothing (no pool), Python and
 # Playwright's driver, or those and a launched browser.
 Prewarm = Literal["none", "driver", "browser"]
-
-
-@dataclass
-class Worker:
-    """A started worker process; `tag` is the RUN_TAG_ENV value its whole tree carries."""
-
-    process: asyncio.subprocess.Process
-    tag: str
-    scratch: str  # the worker's private TMPDIR, removed when it retires
-    stderr_tail: deque[bytes] = field(default_factory=lambda: deque(maxlen=32))
-    drain: asyncio.Task[None] | None = None
-
-    def drain_stderr(self) -> None:
-        """Keep reading stderr from the start, so a chatty worker never blocks on a full pipe."""
-        assert self.process.stderr is not None
-        self.drain = asyncio.create_task(_drain(self.process.stderr, self.stderr_tail))
-
-
-async def _drain(stream: asyncio.StreamReader, tail: deque[bytes]) -> None:
-    while chunk := await stream.read(4096):
-        tail.append(chunk)
-
-
-async def stop_worker(worker: Worker) -> None:
-    """Kill the worker's tree (a no-op after a clean exit), wait for it and reap the rest."""
-    killed = processes.kill_run(worker.process.pid, worker.tag)
-    others = [p for p in killed if p.pid != worker.process.pid]
-    run_sessions = processes.sessions(killed) | {worker.process.pid}
-    try:
-        await asyncio.shield(worker.process.wait())
-    finally:
-        if worker.drain is not None:
-            worker.drain.cancel()
-        if others:
-            survivors = await asyncio.to_thread(
-                processes.reap, others, processes.REAP_SECONDS, run_sessions
-            )
-            if survivors:
-                log.warning(
-                    "processes survived SIGKILL",
-                    extra={"tag": worker.tag, "pids": [p.pid for p in survivors]},
-                )
 
 
 class WarmPool:

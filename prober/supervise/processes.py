@@ -1,4 +1,6 @@
-"""Killing a worker with everything it started, and reaping what is left.
+"""Worker processes: starting one, streaming its output, killing it with everything it
+started, and reaping what is left. Knows nothing of what a run means (that is
+prober.supervise.tracker): it writes the bytes it is given and hands on each line.
 
 Playwright starts Chromium in a session of its own, so killing the worker's process
 group leaves the browser running (a peer shipped exactly this and users found tens of
@@ -7,17 +9,35 @@ a worker starts inherits `RUN_TAG_ENV` in its environment, and a process that wa
 re-parented (to us, as the child subreaper) is still found by its tag.
 """
 
+import asyncio
 import contextlib
 import ctypes
+import logging
 import os
+import shutil
 import signal
+import tempfile
 import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 
 import psutil
+
+log = logging.getLogger(__name__)
 
 RUN_TAG_ENV = "PROBER_WORKER_RUN_ID"
 _PR_SET_CHILD_SUBREAPER = 36
 REAP_SECONDS = 5.0
+
+# How one line of output is taken: read on, the result is in (give the worker a moment
+# to exit cleanly), or stop reading now (the output is garbage).
+Reading = Literal["more", "done", "stop"]
+# A line longer than this is no event; the stream reader's limit.
+MAX_LINE_BYTES = 1 << 20
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def become_subreaper() -> bool:
@@ -137,3 +157,185 @@ def reap_orphans(exclude: set[int], passes: int = 10) -> int:
         if not reaped:
             break
     return total
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How the reading of a worker's output ended, for the tracker to interpret.
+
+    `done`: the result came in; `eof`: the output closed without one; `stopped`: the
+    reader gave up on the output; `timeout`: the hard deadline passed; `overflow`: a
+    line longer than MAX_LINE_BYTES.
+    """
+
+    how: Literal["done", "eof", "stopped", "timeout", "overflow"]
+    at: float  # CLOCK_MONOTONIC
+    returncode: int | None
+    stderr_tail: bytes
+
+
+@dataclass
+class Worker:
+    """A started worker process; `tag` is the RUN_TAG_ENV value its whole tree carries."""
+
+    process: asyncio.subprocess.Process
+    tag: str
+    scratch: str  # the worker's private TMPDIR, removed when it retires
+    stderr_tail: deque[bytes] = field(default_factory=lambda: deque(maxlen=32))
+    drain: asyncio.Task[None] | None = None
+
+    def stderr(self) -> bytes:
+        """The tail of stderr, from the first whole line kept.
+
+        Once older output was dropped, the first line may start inside a secret, where
+        no spelling of it matches any more: that line goes.
+        """
+        tail = b"".join(self.stderr_tail)
+        if len(self.stderr_tail) == self.stderr_tail.maxlen:
+            tail = tail.partition(b"\n")[2]
+        return tail
+
+    def drain_stderr(self) -> None:
+        """Keep reading stderr from the start, so a chatty worker never blocks on a full pipe."""
+        assert self.process.stderr is not None
+        self.drain = asyncio.create_task(_drain(self.process.stderr, self.stderr_tail))
+
+
+async def _drain(stream: asyncio.StreamReader, tail: deque[bytes]) -> None:
+    while chunk := await stream.read(4096):
+        tail.append(chunk)
+
+
+class WorkerProcesses:
+    """Starts worker processes, streams their output, and takes them down with their tree.
+
+    Knows nothing of what a run means: it writes the bytes it is given and hands each
+    line of output to a callback. One instance serves every worker of a prober process.
+    """
+
+    def __init__(self, command: Sequence[str], exit_wait: float = 5.0) -> None:
+        self.command = list(command)
+        self.exit_wait = exit_wait
+        # Pids asyncio is waiting for: the orphan reaper must not steal their exit status.
+        self.live_pids: set[int] = set()
+
+    async def start(self, tag: str, first_line: bytes) -> Worker:
+        """Start a worker in its own session and write `first_line` on its stdin at once."""
+        # Playwright and Chromium put profiles and temp files (and the raw trace) under
+        # TMPDIR and never remove them when killed; each worker gets a private directory,
+        # removed when it retires.
+        # Short on purpose: Chromium puts Unix sockets below it, and a socket path over 107
+        # bytes makes every launch fail, so the tag (kills find processes by environment)
+        # stays out of the name.
+        scratch = tempfile.mkdtemp(prefix="prober-")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                env=_environment(tag, scratch),
+                limit=MAX_LINE_BYTES,
+            )
+        except OSError:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        self.live_pids.add(process.pid)
+        worker = Worker(process, tag, scratch)
+        worker.drain_stderr()
+        assert process.stdin is not None
+        process.stdin.write(first_line)
+        return worker
+
+    async def stream(
+        self,
+        worker: Worker,
+        payload: bytes,
+        on_line: Callable[[bytes], Reading],
+        deadline: float,
+    ) -> Ending:
+        """Write `payload` and close stdin, then hand each output line to `on_line`.
+
+        Everything happens before `deadline` (CLOCK_MONOTONIC), the run's hard limit.
+        """
+        process = worker.process
+        assert process.stdin and process.stdout
+        how: Literal["done", "eof", "stopped", "timeout", "overflow"] = "eof"
+        try:
+            async with asyncio.timeout_at(deadline):
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    process.stdin.write(payload)
+                    await process.stdin.drain()
+                    process.stdin.close()
+                how = await _read(process.stdout, on_line)
+                if how in ("done", "eof"):
+                    # The result is in (or the worker is gone): a moment to exit cleanly.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(process.wait(), self.exit_wait)
+        except TimeoutError:
+            how = "timeout"
+        return Ending(how, time.monotonic(), process.returncode, worker.stderr())
+
+    async def retire(self, worker: Worker) -> None:
+        """Kill the worker's tree (a no-op after a clean exit), reap it, remove its TMPDIR."""
+        try:
+            await _stop(worker)
+        finally:
+            self.live_pids.discard(worker.process.pid)
+            await asyncio.to_thread(shutil.rmtree, worker.scratch, True)
+            # Chromium's helpers (crashpad, zygote) outlive the driver and re-parent to
+            # us; they are dead by now but untagged (a zombie's environment is gone), so
+            # reap them here rather than leave them to the service's periodic reaper.
+            reap_orphans(exclude=self.live_pids)
+
+    def reap_orphans(self) -> int:
+        """Reap zombies re-parented to us, leaving alone the workers asyncio waits for."""
+        return reap_orphans(exclude=self.live_pids)
+
+
+async def _read(
+    stdout: asyncio.StreamReader, on_line: Callable[[bytes], Reading]
+) -> Literal["done", "eof", "stopped", "overflow"]:
+    while True:
+        try:
+            line = await stdout.readline()
+        except ValueError:  # a line over the stream limit
+            return "overflow"
+        if not line:
+            return "eof"
+        reading = on_line(line)
+        if reading == "done":
+            return "done"
+        if reading == "stop":
+            return "stopped"
+
+
+async def _stop(worker: Worker) -> None:
+    """Kill the worker's tree, wait for it and reap the rest."""
+    killed = kill_run(worker.process.pid, worker.tag)
+    others = [p for p in killed if p.pid != worker.process.pid]
+    run_sessions = sessions(killed) | {worker.process.pid}
+    try:
+        await asyncio.shield(worker.process.wait())
+    finally:
+        if worker.drain is not None:
+            worker.drain.cancel()
+        if others:
+            survivors = await asyncio.to_thread(reap, others, REAP_SECONDS, run_sessions)
+            if survivors:
+                log.warning(
+                    "processes survived SIGKILL",
+                    extra={"tag": worker.tag, "pids": [p.pid for p in survivors]},
+                )
+
+
+def _environment(tag: str, scratch: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env[RUN_TAG_ENV] = tag
+    # The API token is the prober's; nothing in a run (scripts, browser) needs it.
+    env.pop("PROBER_API_TOKEN", None)
+    env["TMPDIR"] = scratch
+    # The worker must import the same prober as the parent, even from a source tree.
+    env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT, *filter(None, [env.get("PYTHONPATH")])])
+    return env

@@ -34,6 +34,7 @@ from playwright.async_api import BrowserContext, ConsoleMessage, Locator, Page
 from playwright.async_api import Error as PlaywrightError
 
 from prober.contracts.artifacts import artifact_name, staging_dir
+from prober.contracts.protocol import ArtifactFailed, ArtifactKept, Event
 from prober.contracts.secrets import Redactor, is_short
 from prober.worker.failures import describe
 
@@ -52,7 +53,7 @@ class Capture:
     """Collects console errors during the run and writes artifacts when it ends."""
 
     def __init__(
-        self, directory: Path, run_id: str, redact: Redactor, emit: Callable[..., None]
+        self, directory: Path, run_id: str, redact: Redactor, emit: Callable[[Event], None]
     ) -> None:
         self._directory = directory
         self._staging = staging_dir(directory, run_id)
@@ -149,13 +150,13 @@ class Capture:
     def _publish(self, path: Path) -> None:
         """Give a complete file its final name, then tell the parent about it."""
         os.replace(path, self._directory / path.name)
-        self._emit("artifact", name=path.name)
+        self._emit(ArtifactKept(name=path.name))
 
     def _fail(self, exc: BaseException) -> None:
         """Report the first problem of the run; further attempts would only fail the same way."""
         if not self._broken:
             self._broken = True
-            self._emit("artifact_error", error=describe(exc))
+            self._emit(ArtifactFailed(error=describe(exc)))
 
     def _on_console(self, message: ConsoleMessage) -> None:
         if message.type == "error":

@@ -21,7 +21,6 @@ _CRASH_MARKERS = (
     "browser closed",
     "connection closed",
 )
-MAX_MESSAGE = 600
 
 
 def classify(exc: BaseException) -> tuple[Outcome, Reason]:
@@ -49,7 +48,7 @@ def classify(exc: BaseException) -> tuple[Outcome, Reason]:
 def describe(exc: BaseException) -> str:
     """One line: Playwright appends multi-line call logs we do not want in a log line.
 
-    Not cut to MAX_MESSAGE here: whoever masks secrets cuts, after masking.
+    Not cut here: prober.contracts.protocol.encode masks secrets, then cuts.
     """
     if isinstance(exc, asyncio.CancelledError):
         return "run deadline reached"

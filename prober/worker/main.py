@@ -23,14 +23,23 @@ from playwright.async_api import Browser, BrowserContext, Page, Playwright, asyn
 from playwright.async_api import Error as PlaywrightError
 
 from prober.contracts.config import Step
-from prober.contracts.protocol import EventName, LaunchSpec, WorkerSpec, encode_event
-from prober.contracts.result import Outcome
+from prober.contracts.protocol import (
+    BrowserLaunched,
+    Event,
+    LaunchSpec,
+    RunFinished,
+    StepFinished,
+    StepStarted,
+    WorkerSpec,
+    encode,
+)
+from prober.contracts.result import Outcome, Reason
 from prober.contracts.secrets import Redactor
 from prober.scenario import totp
 from prober.scenario.api import ScriptFunction, StepTimer
 from prober.worker.actions import perform
 from prober.worker.capture import Capture
-from prober.worker.failures import MAX_MESSAGE, classify, describe
+from prober.worker.failures import classify, describe
 from prober.worker.timings import PageTimingProbe
 
 # How long closing the browser may take after the result is out; the parent kills the
@@ -44,7 +53,7 @@ _PR_SET_PDEATHSIG = 1
 
 
 class EventStream:
-    """Writes redacted NDJSON events and remembers which step failed."""
+    """Writes events (masked by `encode`) and remembers which step failed."""
 
     def __init__(self, fd: int, redact: Redactor) -> None:
         self._fd = fd
@@ -53,32 +62,32 @@ class EventStream:
         # The step running or, between steps, the one that just ran: it owns new pages.
         self.latest_step: str | None = None
 
-    def emit(self, event: EventName, **fields: Any) -> None:
-        line = encode_event(event, **fields).decode()
-        os.write(self._fd, self.redact(line).encode())
+    def emit(self, event: Event) -> None:
+        os.write(self._fd, encode(event, self.redact))
 
     def step_started(self, name: str, component: str) -> None:
         self.latest_step = name
-        self.emit("step_started", step=name, component=component)
+        self.emit(StepStarted(step=name, component=component))
 
     def step_finished(
         self, name: str, component: str, duration: float, error: BaseException | None
     ) -> None:
         if error is None:
             self.emit(
-                "step_finished", step=name, component=component, duration_seconds=duration, ok=True
+                StepFinished(step=name, component=component, duration_seconds=duration, ok=True)
             )
             return
         self.failed_step = name
         _, reason = classify(error)
         self.emit(
-            "step_finished",
-            step=name,
-            component=component,
-            duration_seconds=duration,
-            ok=False,
-            reason=reason.value,
-            error=self.short(describe(error)),
+            StepFinished(
+                step=name,
+                component=component,
+                duration_seconds=duration,
+                ok=False,
+                reason=reason,
+                error=describe(error),
+            )
         )
 
     def run_finished(
@@ -86,22 +95,17 @@ class EventStream:
         result: Outcome,
         duration: float | None,
         error: str | None = None,
-        reason: str | None = None,
+        reason: Reason | None = None,
     ) -> None:
         self.emit(
-            "run_finished",
-            ok=result is Outcome.SUCCESS,
-            result=result.value,
-            duration_seconds=duration,
-            failed_step=self.failed_step,
-            reason=reason,
-            error=self.short(error) if error else None,
+            RunFinished(
+                result=result,
+                duration_seconds=duration,
+                failed_step=self.failed_step,
+                reason=reason,
+                error=error,
+            )
         )
-
-    def short(self, text: str) -> str:
-        """Masked first, then cut: cutting first could leave part of a secret unmasked."""
-        masked = self.redact(text)
-        return masked if len(masked) <= MAX_MESSAGE else masked[: MAX_MESSAGE - 1] + "…"
 
 
 def load_body(spec: WorkerSpec) -> ScriptFunction:
@@ -213,12 +217,11 @@ async def execute(spec: WorkerSpec, events: EventStream, starter: BrowserStarter
     except Exception as exc:
         events.run_finished(Outcome.ERROR, None, f"browser launch failed: {describe(exc)}")
         return
-    # The time this run waited for its page: the whole launch for a cold worker, next to
-    # nothing for one whose browser was launched before the run was due.
     events.emit(
-        "browser_launched",
-        duration_seconds=time.monotonic() - launch_started,
-        browser_version=browser.version,
+        BrowserLaunched(
+            duration_seconds=time.monotonic() - launch_started,
+            browser_version=browser.version,
+        )
     )
     # The run's deadline bounds every wait; Playwright's own 30 s default would turn
     # a slow page into a `failure` where the scenario's budget says `timeout`.
@@ -231,7 +234,7 @@ async def execute(spec: WorkerSpec, events: EventStream, starter: BrowserStarter
 
 async def run_body(
     spec: WorkerSpec, events: EventStream, body: ScriptFunction, page: Page
-) -> tuple[Outcome, float, str | None, str | None]:
+) -> tuple[Outcome, float, str | None, Reason | None]:
     """(result, duration, error, reason); the duration covers the steps and nothing after."""
     timer = StepTimer(events, spec.component)
     started = time.monotonic()
@@ -241,16 +244,21 @@ async def run_body(
             await body(page, timer, dict(spec.params))
     except TimeoutError as exc:
         if deadline.expired():
-            return Outcome.TIMEOUT, time.monotonic() - started, "run deadline reached", "timeout"
+            return (
+                Outcome.TIMEOUT,
+                time.monotonic() - started,
+                "run deadline reached",
+                Reason.TIMEOUT,
+            )
         return _failure(exc, started)
     except Exception as exc:
         return _failure(exc, started)
     return Outcome.SUCCESS, time.monotonic() - started, None, None
 
 
-def _failure(exc: BaseException, started: float) -> tuple[Outcome, float, str, str]:
+def _failure(exc: BaseException, started: float) -> tuple[Outcome, float, str, Reason]:
     result, reason = classify(exc)
-    return result, time.monotonic() - started, describe(exc), reason.value
+    return result, time.monotonic() - started, describe(exc), reason
 
 
 async def after_body(

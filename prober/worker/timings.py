@@ -20,12 +20,14 @@ Only the page the scenario is handed is measured, not popups it opens.
 """
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
 from playwright.async_api import BrowserContext, Page
 
-from prober.contracts.protocol import parse_page_timing
+from prober.contracts.protocol import MAX_PLAUSIBLE_SECONDS, Event, PageTimingReported
+from prober.contracts.result import PHASES, Phase
 
 BINDING = "__proberPageTiming"
 # How long the end-of-run read waits for a first paint that has not happened yet.
@@ -95,7 +97,9 @@ _FINAL_READ = "(ms) => window.__proberCollect ? window.__proberCollect(ms) : nul
 class PageTimingProbe:
     """Worker side: installs the init script and binding, turns reports into events."""
 
-    def __init__(self, current_step: Callable[[], str | None], emit: Callable[..., None]) -> None:
+    def __init__(
+        self, current_step: Callable[[], str | None], emit: Callable[[Event], None]
+    ) -> None:
         self._current_step = current_step
         self._emit = emit
         self._document_steps: dict[str, str | None] = {}
@@ -135,11 +139,35 @@ class PageTimingProbe:
         step = self._document_steps.get(data["id"])
         if step is None:
             return
-        timing = parse_page_timing(data, step, scale=1000.0)
-        if timing is not None:
-            self._emit(
-                "page_timing",
-                step=step,
-                **timing.phases,
-                cumulative_layout_shift=timing.cumulative_layout_shift,
-            )
+        event = from_page(data, step)
+        if event is not None:
+            self._emit(event)
+
+
+def from_page(data: dict[str, Any], step: str) -> PageTimingReported | None:
+    """A document's figures (milliseconds, from the page) as an event; None if unusable.
+
+    Phases not reached (0 or missing) are left out, and so is anything implausible.
+    """
+    phases: dict[Phase, float] = {
+        phase: seconds for phase in PHASES if (seconds := _seconds(data.get(phase))) is not None
+    }
+    cls = _number(data.get("cumulative_layout_shift"))
+    if not phases and cls is None:
+        return None
+    return PageTimingReported(step=step, phases=phases, cumulative_layout_shift=cls)
+
+
+def _seconds(milliseconds: Any) -> float | None:
+    number = _number(milliseconds)
+    if not number:
+        return None
+    seconds = number / 1000.0
+    return seconds if seconds <= MAX_PLAUSIBLE_SECONDS else None
+
+
+def _number(value: Any) -> float | None:
+    """A finite, non-negative number (JSON from a page may hold anything)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None

@@ -1,56 +1,55 @@
 """A browserless stand-in for `python -m prober.worker`, for tests where Chromium is not the point.
 
-It reads the same spec and speaks the same event protocol. Each declarative step's
-`goto` URL says what the step does: `stub://ok`, `stub://sleep/SECONDS`, `stub://fail`,
-`stub://hang` (block without reporting, so the parent kills it at the timeout).
+It reads the same specs and speaks the same protocol (prober.contracts.protocol). Each
+declarative step's `goto` URL says what the step does: `stub://ok`,
+`stub://sleep/SECONDS`, `stub://fail`, `stub://hang` (block without reporting, so the
+parent kills it at the timeout).
 """
 
-import json
 import os
 import sys
 import time
 
-
-def emit(**event: object) -> None:
-    os.write(1, (json.dumps(event) + "\n").encode())
+from prober.contracts import protocol
+from prober.contracts.result import Outcome, Reason
+from prober.contracts.secrets import Redactor
 
 
 def main() -> int:
-    sys.stdin.buffer.readline()  # the LaunchSpec: this stub launches no browser
-    spec = json.loads(sys.stdin.buffer.read())
-    emit(event="browser_launched", duration_seconds=0.01, browser_version="stub")
+    protocol.LaunchSpec.model_validate_json(
+        sys.stdin.buffer.readline()
+    )  # this stub launches nothing
+    spec = protocol.WorkerSpec.model_validate_json(sys.stdin.buffer.read())
+    redact = Redactor(spec.secrets)
+
+    def emit(event: protocol.Event) -> None:
+        os.write(1, protocol.encode(event, redact))
+
+    emit(protocol.BrowserLaunched(duration_seconds=0.01, browser_version="stub"))
     started = time.monotonic()
-    for step in spec["steps"]:
-        url = next(a["url"] for a in step["actions"] if a["action"] == "goto")
-        emit(event="step_started", step=step["name"])
+    for step in spec.steps or []:
+        url = next(getattr(a, "url", "") for a in step.actions if a.action == "goto")
+        emit(protocol.StepStarted(step=step.name))
         step_started = time.monotonic()
         if url.startswith("stub://sleep/"):
             time.sleep(float(url.rsplit("/", 1)[1]))
         elif url == "stub://hang":
             time.sleep(3600)
         elif url == "stub://fail":
-            emit(event="step_finished", step=step["name"], duration_seconds=0.0, ok=False)
+            emit(protocol.StepFinished(step=step.name, duration_seconds=0.0, ok=False))
             emit(
-                event="run_finished",
-                ok=False,
-                result="failure",
-                duration_seconds=time.monotonic() - started,
-                failed_step=step["name"],
-                reason="selector",
-                error="stub failure",
+                protocol.RunFinished(
+                    result=Outcome.FAILURE,
+                    duration_seconds=time.monotonic() - started,
+                    failed_step=step.name,
+                    reason=Reason.SELECTOR,
+                    error="stub failure",
+                )
             )
             return 0
         duration = time.monotonic() - step_started
-        emit(event="step_finished", step=step["name"], duration_seconds=duration, ok=True)
-    emit(
-        event="run_finished",
-        ok=True,
-        result="success",
-        duration_seconds=time.monotonic() - started,
-        failed_step=None,
-        reason=None,
-        error=None,
-    )
+        emit(protocol.StepFinished(step=step.name, duration_seconds=duration, ok=True))
+    emit(protocol.RunFinished(result=Outcome.SUCCESS, duration_seconds=time.monotonic() - started))
     return 0
 
 

@@ -1,23 +1,43 @@
-"""A stand-in for `python -m prober.worker` that misbehaves on purpose (mode in argv[1])."""
+"""A stand-in for `python -m prober.worker` that misbehaves on purpose (mode in argv[1]).
 
-import json
+Events it does send go through the protocol's own encoder; the misbehaviour (garbage,
+floods, crashes) is written raw, as a broken worker would.
+"""
+
 import os
 import signal
 import subprocess
 import sys
 import time
 
+from prober.contracts.protocol import (
+    BrowserLaunched,
+    Event,
+    RunFinished,
+    StepFinished,
+    StepStarted,
+    encode,
+)
+from prober.contracts.result import Outcome
 
-def emit(event: str, **fields: object) -> None:
-    sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
+
+def emit(event: Event) -> None:
+    sys.stdout.buffer.write(encode(event))
     sys.stdout.flush()
 
 
 def started(step: str = "slow_step") -> None:
-    emit("browser_launched", duration_seconds=0.01)
-    emit("step_started", step="first")
-    emit("step_finished", step="first", duration_seconds=0.01, ok=True)
-    emit("step_started", step=step)
+    emit(BrowserLaunched(duration_seconds=0.01))
+    emit(StepStarted(step="first"))
+    emit(StepFinished(step="first", duration_seconds=0.01, ok=True))
+    emit(StepStarted(step=step))
+
+
+def one_good_step() -> None:
+    emit(BrowserLaunched(duration_seconds=0.01))
+    emit(StepStarted(step="only"))
+    emit(StepFinished(step="only", duration_seconds=0.02, ok=True))
+    emit(RunFinished(result=Outcome.SUCCESS, duration_seconds=0.02))
 
 
 mode = sys.argv[1]
@@ -46,15 +66,9 @@ elif mode == "flood":
 elif mode == "stderr_flood":
     sys.stderr.write("z" * (20 << 20))
     sys.stderr.flush()
-    emit("browser_launched", duration_seconds=0.01)
-    emit("step_started", step="only")
-    emit("step_finished", step="only", duration_seconds=0.02, ok=True)
-    emit("run_finished", ok=True, result="success", duration_seconds=0.02)
+    one_good_step()
 elif mode == "slow_exit":
-    emit("browser_launched", duration_seconds=0.01)
-    emit("step_started", step="only")
-    emit("step_finished", step="only", duration_seconds=0.02, ok=True)
-    emit("run_finished", ok=True, result="success", duration_seconds=0.02)
+    one_good_step()
     time.sleep(300)  # a browser that takes long to close
 elif mode == "traceback":
     raise ValueError("boom in the worker")

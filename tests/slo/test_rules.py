@@ -1,6 +1,6 @@
 """The rule generator: what it counts, how it groups, and that its output is stable.
 
-The math is proven by promtool (tests/alerts/slo_test.yaml, tests/test_slo_alerts.py)
+The math is proven by promtool (tests/alerts/slo_test.yaml, tests/deploy/test_slo_alerts.py)
 and on a real Prometheus (tests/test_dashboard_prometheus.py); these tests pin the
 choices a reader of the generated file relies on.
 """

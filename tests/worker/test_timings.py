@@ -8,16 +8,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from prober.contracts.config import Config, load_config
-from prober.contracts.protocol import PHASES, page_timing_from_event
-from prober.contracts.result import Outcome, PageTiming, RunResult
-from prober.contracts.secrets import Redactor
+from prober.contracts.result import PHASES, Outcome, PageTiming, RunResult
 from prober.record.metrics import ProberMetrics
 from prober.settings import (
     DEFAULT_PAGE_TIMING_BUCKETS,
     DEFAULT_SCENARIO_BUCKETS,
     DEFAULT_STEP_BUCKETS,
 )
-from prober.supervise.runner import WorkerRunner, _RunTracker
+from prober.supervise.runner import WorkerRunner
 from tests.conftest import SIGN_IN_STEPS, Target
 
 Load = Callable[[Path], Config]
@@ -132,24 +130,6 @@ async def test_layout_shift_is_measured(
     (timing,) = result.page_timings
     assert timing.step == "page_settled"
     assert timing.cumulative_layout_shift is not None and timing.cumulative_layout_shift > 0.05
-
-
-def test_page_timing_events_are_checked_before_they_become_labels() -> None:
-    tracker = _RunTracker(Redactor())
-    tracker.feed(b'{"event":"step_started","step":"home"}\n')
-    for line in (
-        b'{"event":"page_timing","step":"home","ttfb":0.02,"load":0.1,'
-        b'"cumulative_layout_shift":0.01}\n',
-        b'{"event":"page_timing","step":"not_a_step","ttfb":0.02}\n',
-        b'{"event":"page_timing","step":"home","ttfb":-1,"load":"slow"}\n',
-        b'{"event":"page_timing","step":"home","ttfb":1e9}\n',
-    ):
-        tracker.feed(line)
-    assert tracker.page_timings == [
-        PageTiming("home", {"ttfb": 0.02, "load": 0.1}, cumulative_layout_shift=0.01)
-    ]
-    assert tracker.garbage_lines == 0
-    assert page_timing_from_event({"step": "home", "ttfb": True}) is None
 
 
 def test_worst_layout_shift_of_a_step_and_location_label() -> None:

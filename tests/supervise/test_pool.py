@@ -15,7 +15,7 @@ from prober.contracts.result import Outcome
 from prober.service import serve
 from prober.settings import Settings
 from prober.supervise import processes
-from prober.supervise.pool import Worker
+from prober.supervise.processes import Worker
 from prober.supervise.runner import WorkerRunner
 from tests.conftest import sign_in_scenario
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from prober.contracts.result import Outcome, Reason, RunResult, StepResult
+from prober.contracts.result import Outcome, PageTiming, Reason, RunResult, StepResult
 from prober.record.history import DB_NAME, History, MemoryStore, Retention, RunRecord, SqliteStore
 
 DAY = 86400.0
@@ -30,6 +30,11 @@ def result(run_id: str, outcome: Outcome = Outcome.SUCCESS, scenario: str = "log
         browser_launch_seconds=0.3,
         artifacts=(f"{run_id}-screenshot.png",) if failed else (),
         attempt=2 if failed else 1,
+        artifact_error="OSError: disk full" if failed else None,
+        page_timings=(
+            PageTiming("home", {"ttfb": 0.02, "load": 0.31}, cumulative_layout_shift=0.01),
+            PageTiming("login", {"ttfb": 0.05}),
+        ),
     )
 
 
@@ -143,3 +148,86 @@ def test_memory_store_drops_oldest_successes_first_when_full() -> None:
     store.add(RunRecord(result("s2"), 3.0))
     store.add(RunRecord(result("s3"), 4.0))
     assert [r.run_id for r in store.query(None, None, 10)] == ["s3", "s2", "f1"]
+
+
+# Schema version 1 as prober 0.1 created it, verbatim: the migration must take this.
+V1_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    scenario TEXT NOT NULL,
+    result TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL NOT NULL,
+    duration_seconds REAL NOT NULL,
+    failed_step TEXT,
+    reason TEXT,
+    error TEXT,
+    browser_launch_seconds REAL,
+    attempt INTEGER NOT NULL,
+    steps TEXT NOT NULL,
+    artifacts TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_scenario ON runs (scenario, ended_at);
+CREATE INDEX IF NOT EXISTS runs_by_end ON runs (ended_at);
+PRAGMA user_version = 1;
+"""
+
+
+async def test_a_version_1_history_opens_and_keeps_its_runs(tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / DB_NAME)
+    old.executescript(V1_SCHEMA)
+    old.executemany(
+        "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            ("v1-ok", "login", "success", 1000.0, NOW - 60, 1.5, None, None, None, 0.3, 1,
+             '[{"name": "home", "duration_seconds": 0.5, "ok": true}]', "[]"),
+            ("v1-bad", "login", "failure", 1000.0, NOW - 30, 2.5, "login", "selector",
+             "no button", None, 2,
+             '[{"name": "login", "duration_seconds": 2.5, "ok": false}]',
+             '["v1-bad-screenshot.png"]'),
+        ],
+    )  # fmt: skip
+    old.commit()
+    old.close()
+
+    history = await History.open(tmp_path, RETENTION, Degraded())
+    try:
+        assert not history.degraded
+        assert [r.run_id for r in await history.runs()] == ["v1-bad", "v1-ok"]
+        assert await history.get("v1-bad") == RunRecord(
+            RunResult(
+                scenario="login",
+                run_id="v1-bad",
+                result=Outcome.FAILURE,
+                duration_seconds=2.5,
+                started_at=1000.0,
+                steps=(StepResult("login", 2.5, False),),
+                failed_step="login",
+                reason=Reason.SELECTOR,
+                error="no button",
+                artifacts=("v1-bad-screenshot.png",),
+                attempt=2,
+            ),
+            NOW - 30,
+        )
+        assert [r.run_id for r in await history.runs(results=[Outcome.SUCCESS])] == ["v1-ok"]
+        # New runs keep every field, next to the migrated ones.
+        history.record(result("r2", Outcome.FAILURE), ended_at=NOW)
+        assert await history.get("r2") == RunRecord(result("r2", Outcome.FAILURE), NOW)
+    finally:
+        await history.close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        assert "runs_v1" not in tables and {"runs_by_scenario", "runs_by_end"} <= tables
+    finally:
+        db.close()
+
+
+def test_a_database_from_a_newer_prober_is_refused(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("PRAGMA user_version = 3")
+    db.close()
+    with pytest.raises(sqlite3.DatabaseError, match="schema version 3 is newer"):
+        SqliteStore(tmp_path / DB_NAME)

@@ -9,8 +9,8 @@ from prober.contracts.config import Scenario
 from prober.contracts.result import Outcome
 from prober.record.history import History, Retention
 from prober.record.metrics import ProberMetrics
+from prober.record.sinks import Recorder, RunLog
 from prober.schedule.scheduler import ScenarioBusyError, Scheduler
-from prober.service import RunRecorder
 from tests.fakes import FakeRun, NoScheduledRuns
 
 RETENTION = Retention(3600.0, 7200.0)
@@ -37,7 +37,11 @@ async def run_once(
     metrics.configure([config])
     history = await History.open(None, RETENTION, lambda: None)
     scheduler = Scheduler(
-        fake, RunRecorder(metrics, history), 1, max_start_offset=3600.0, rng=NoScheduledRuns()
+        fake,
+        Recorder([metrics, history, RunLog()]),
+        1,
+        max_start_offset=3600.0,
+        rng=NoScheduledRuns(),
     )
     scheduler.start([config])
     try:
@@ -101,7 +105,7 @@ async def test_retries_hold_the_scenario_lock() -> None:
     registry = CollectorRegistry()
     scheduler = Scheduler(
         fake,
-        RunRecorder(ProberMetrics(registry, (1,), (1,), (1,)), history),
+        Recorder([ProberMetrics(registry, (1,), (1,), (1,)), history, RunLog()]),
         1,
         3600,
         NoScheduledRuns(),

@@ -33,7 +33,7 @@ import pytest
 
 from prober.supervise import processes
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 
 
@@ -341,7 +341,7 @@ def test_default_command_runs_the_demo_as_the_image_user(
         "HOME": str(home),
         "PROBER_LISTEN": f"127.0.0.1:{port}",
         # TMPDIR stays unset (/tmp), as in the image: Chromium's sockets live under it
-        # and a long TMPDIR overflows their 107-byte path limit (tests/test_k8s_manifests).
+        # and a long TMPDIR overflows their 107-byte path limit (tests/deploy/test_k8s_manifests).
         "PROBER_MAX_START_OFFSET": "0s",  # first run now, not up to 15s later
     }
     assert env["PROBER_BROWSER_PATH"] == "/usr/bin/chromium"

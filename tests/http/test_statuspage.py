@@ -10,9 +10,9 @@ from playwright.async_api import async_playwright
 from prober.contracts.result import Outcome, Reason, RunResult, StepResult
 from prober.supervise import processes
 from tests.conftest import PASSWORD
-from tests.test_api import ServerFactory, serve_api  # noqa: F401  (fixture)
+from tests.http.test_api import ServerFactory, serve_api  # noqa: F401  (fixture)
 
-OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 BROWSER_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -16,9 +16,9 @@ from pathlib import Path
 import yaml
 
 from prober.slo.rules import generate
-from tests.test_alerts import promtool, run
+from tests.deploy.test_alerts import promtool, run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = "deploy/k8s/base/scenarios.yaml"
 SLO_RULES = ROOT / "deploy/prometheus/slo-rules.yaml"
 SLO_PROMETHEUS_RULE = ROOT / "deploy/k8s/base/slo-prometheusrule.yaml"

@@ -46,7 +46,7 @@ import yaml
 
 from prober.supervise import processes
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "dashboards/grafana.json"
 RULES = ROOT / "deploy/prometheus/rules.yaml"
 SCRAPE_CONFIG = ROOT / "deploy/prometheus/scrape-config.yaml"

@@ -3,7 +3,7 @@
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import aiohttp
@@ -19,8 +19,8 @@ from prober.http.ratelimit import TriggerLimiter
 from prober.http.server import Health, make_app
 from prober.record.history import History, Retention
 from prober.record.metrics import ProberMetrics
+from prober.record.sinks import Recorder, RunLog
 from prober.schedule.scheduler import Scheduler
-from prober.service import RunRecorder
 from tests.apicheck import SPEC, ApiClient, Reply, template_for
 from tests.conftest import PASSWORD, sign_in_scenario
 from tests.fakes import FakeRun, NoScheduledRuns
@@ -74,7 +74,11 @@ async def serve_api(
         history = await History.open(data_dir, Retention(3600.0, 7200.0), lambda: None)
         metrics = ProberMetrics(CollectorRegistry(), (1.0,), (1.0,), (1.0,))
         scheduler = Scheduler(
-            fake, RunRecorder(metrics, history), 2, max_start_offset=3600.0, rng=NoScheduledRuns()
+            fake,
+            Recorder([metrics, history, RunLog()]),
+            2,
+            max_start_offset=3600.0,
+            rng=NoScheduledRuns(),
         )
         scheduler.start(config.scenarios)
         app = make_app(CollectorRegistry(), Health(lambda: True, lambda: None))
@@ -357,3 +361,9 @@ async def test_artifacts_are_served_only_when_the_run_lists_them(
         "name": "r1-screenshot.png",
         "url": "/api/runs/r1/artifacts/r1-screenshot.png",
     }
+
+
+def test_the_run_schema_documents_every_field_the_api_returns() -> None:
+    """A field added to RunResult reaches the API through its one serialiser: document it."""
+    documented = SPEC["components"]["schemas"]["Run"]["properties"]
+    assert set(documented) == {f.name for f in fields(RunResult)} | {"state", "ended_at"}

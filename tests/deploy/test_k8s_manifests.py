@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "deploy/k8s"
 # The oldest Kubernetes we support (matchLabelKeys in topology spread is beta from
 # 1.27, on by default) and the newest schemas kubernetes-validate ships.

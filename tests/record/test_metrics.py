@@ -55,7 +55,7 @@ def test_reconfiguring_does_not_hide_a_run_in_flight() -> None:
     )
     metrics.configure([scenario])
     assert registry.get_sample_value("prober_scenario_running", {"scenario": "login"}) == 0
-    metrics.run_started("login")
+    metrics.run_started("login", "r1")
     metrics.configure([scenario.model_copy(update={"interval": 120.0})])  # a live reload
     assert registry.get_sample_value("prober_scenario_running", {"scenario": "login"}) == 1
 

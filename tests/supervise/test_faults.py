@@ -33,10 +33,11 @@ from prober.settings import (
     DEFAULT_SCENARIO_BUCKETS,
     DEFAULT_STEP_BUCKETS,
 )
-from prober.supervise.runner import MAX_GARBAGE_LINES, WorkerRunner
+from prober.supervise.runner import WorkerRunner
+from prober.supervise.tracker import MAX_GARBAGE_LINES
 from tests.conftest import SIGN_IN_STEPS, Target
+from tests.fakes import CountingRecorder
 from tests.helpers import STUB_WORKER, stub_scenario, wait_until
-from tests.test_reload import CountingRecorder
 
 MakeRunner = Callable[..., WorkerRunner]
 WriteConfig = Callable[[str], Path]
@@ -379,7 +380,8 @@ async def test_faulty_scenarios_never_stop_the_scheduler_or_lose_a_run(
             "scenarios:"
             + stub_scenario("healthy")
             + stub_scenario("fails", "stub://fail")
-            + stub_scenario("hangs", "stub://hang").replace("timeout: 10s", "timeout: 1s")
+            # Room for the stub's start-up (it imports the protocol) before it hangs.
+            + stub_scenario("hangs", "stub://hang").replace("timeout: 10s", "timeout: 4s")
             + stub_scenario("slow", "stub://sleep/0.5")
         )
     )

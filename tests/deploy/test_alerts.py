@@ -2,7 +2,7 @@
 
 The rules live in deploy/prometheus/rules.yaml; deploy/k8s/base/prometheusrule.yaml is
 generated from it. tests/alerts/prober_test.yaml holds promtool unit tests with fire
-and no-fire cases for every alert (tests/test_dashboard_prometheus.py also evaluates
+and no-fire cases for every alert (tests/deploy/test_dashboard_prometheus.py also evaluates
 every rule expression against a real Prometheus scraping a real prober).
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules.yaml"
 PROMETHEUS_RULE = ROOT / "deploy/k8s/base/prometheusrule.yaml"
 SCRAPE_CONFIG = ROOT / "deploy/prometheus/scrape-config.yaml"
@@ -121,7 +121,7 @@ def test_plain_prometheus_scrape_config_is_valid(tmp_path: Path) -> None:
     Debian's prometheus is built without Kubernetes service discovery, so its promtool
     rejects kubernetes_sd_configs; the check swaps that block for an equivalent
     static_configs and validates everything else (relabelling, rule_files) as shipped.
-    The relabelling itself runs for real in tests/test_dashboard_prometheus.py.
+    The relabelling itself runs for real in tests/deploy/test_dashboard_prometheus.py.
     """
     config = yaml.safe_load(SCRAPE_CONFIG.read_text())
     (job,) = config["scrape_configs"]

@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from prober.contracts.config import Scenario, load_config
-from prober.contracts.result import RunResult
+from prober.contracts.config import load_config
 from prober.contracts.secrets import Redactor
 from prober.record.history import History, Retention
 from prober.record.metrics import ProberMetrics
 from prober.schedule.reload import ConfigReloader, fingerprint
 from prober.schedule.scheduler import Scheduler
-from prober.service import RunRecorder, make_runner
+from prober.service import make_runner
 from prober.settings import (
     DEFAULT_PAGE_TIMING_BUCKETS,
     DEFAULT_SCENARIO_BUCKETS,
@@ -25,19 +24,8 @@ from prober.settings import (
     Settings,
 )
 from prober.supervise.runner import WorkerRunner
+from tests.fakes import CountingRecorder
 from tests.helpers import STUB_WORKER, publish, stub_scenario, wait_until
-
-
-class CountingRecorder(RunRecorder):
-    """The real recorder, plus every verdict in order, to prove no run goes unrecorded."""
-
-    def __init__(self, metrics: ProberMetrics, history: History) -> None:
-        super().__init__(metrics, history)
-        self.finished: list[RunResult | None] = []
-
-    def run_finished(self, scenario: Scenario, run_id: str, result: RunResult | None) -> None:
-        super().run_finished(scenario, run_id, result)
-        self.finished.append(result)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEV_SH = ROOT / "dev.sh"
 DEBIAN_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 NEEDS = {

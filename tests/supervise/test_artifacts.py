@@ -14,7 +14,7 @@ from prober.contracts.secrets import Redactor
 from prober.supervise.artifacts import ArtifactRetention, ArtifactStore
 from prober.supervise.runner import WorkerRunner
 
-STUB = Path(__file__).parent / "stubs" / "artifact_stub.py"
+STUB = Path(__file__).parents[1] / "stubs" / "artifact_stub.py"
 NOW = 1_800_000_000.0
 DAY = 86400.0
 
@@ -48,7 +48,8 @@ async def test_worker_killed_mid_write_leaves_only_complete_reported_files(tmp_p
         {
             "name": "stubbed",
             "interval": "1m",
-            "timeout": "2s",
+            # Room for the stub's start-up: it imports the protocol, like the worker.
+            "timeout": "4s",
             "steps": [{"name": "only", "actions": [{"goto": "http://127.0.0.1:9/"}]}],
         }
     )

@@ -1,0 +1,1 @@
+"""Tests of deploy/, dashboards/ and the Dockerfile: what ships beside the code."""
