@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from prober import __version__
 from prober.contracts.config import Config
 from prober.contracts.secrets import Redactor
-from prober.http import api, statuspage
+from prober.http import api, pages, statuspage
 from prober.http.ratelimit import TriggerLimiter
 from prober.http.server import Health, make_app
 from prober.logs import set_redactor
@@ -154,7 +154,7 @@ async def serve(
     api.install(app, make_api(settings, scheduler, history, redact))
     statuspage.install(
         app,
-        statuspage.StatusSource(
+        pages.StatusSource(
             scheduler,
             history,
             redact,

@@ -9,9 +9,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import TypeAdapter
+from pydantic import AfterValidator, Field, TypeAdapter
 
 # The component of a step that names none, unless its scenario says otherwise.
 DEFAULT_COMPONENT = "app"
@@ -51,6 +51,18 @@ Phase = Literal[
     "largest_contentful_paint",
 ]
 PHASES: tuple[Phase, ...] = get_args(Phase)
+
+# A W3C trace-context trace id: 16 bytes as 32 lowercase hex digits (all-zero is invalid).
+TRACE_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+
+def _valid_trace_id(value: str) -> str:
+    if value == "0" * 32:
+        raise ValueError("an all-zero trace id is invalid (W3C trace context)")
+    return value
+
+
+TraceId = Annotated[str, Field(pattern=TRACE_ID_PATTERN), AfterValidator(_valid_trace_id)]
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,9 @@ class RunResult:
     # Why artifacts of this run could not be kept (disk full, read-only...), redacted.
     artifact_error: str | None = None
     page_timings: tuple[PageTiming, ...] = ()
+    # The run's W3C trace id (32 lowercase hex), minted by the parent with the run id: the
+    # `traceparent` the page sends to the scenario's own origins, and the exported spans.
+    trace_id: TraceId | None = None
 
     @property
     def ok(self) -> bool:

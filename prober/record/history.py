@@ -72,6 +72,7 @@ class _Store(Protocol):
     def query(
         self, scenario: str | None, results: Collection[Outcome] | None, limit: int
     ) -> list[RunRecord]: ...
+    def tally(self, scenario: str, since: float) -> dict[Outcome, int]: ...
     def prune(self, success_before: float, failure_before: float) -> int: ...
     def close(self) -> None: ...
 
@@ -104,6 +105,13 @@ class MemoryStore:
                 if len(found) == limit:
                     break
         return found
+
+    def tally(self, scenario: str, since: float) -> dict[Outcome, int]:
+        counts: dict[Outcome, int] = {}
+        for record in self._runs:
+            if record.scenario == scenario and record.ended_at >= since:
+                counts[record.result.result] = counts.get(record.result.result, 0) + 1
+        return counts
 
     def prune(self, success_before: float, failure_before: float) -> int:
         before = len(self._runs)
@@ -201,6 +209,14 @@ class SqliteStore:
         sql += " ORDER BY ended_at DESC LIMIT ?"
         rows = self._db.execute(sql, [*args, limit]).fetchall()
         return [_from_row(row) for row in rows]
+
+    def tally(self, scenario: str, since: float) -> dict[Outcome, int]:
+        rows = self._db.execute(
+            "SELECT result, count(*) FROM runs WHERE scenario = ? AND ended_at >= ?"
+            " GROUP BY result",
+            (scenario, since),
+        ).fetchall()
+        return {Outcome(result): count for result, count in rows}
 
     def prune(self, success_before: float, failure_before: float) -> int:
         cursor = self._db.execute(
@@ -327,6 +343,15 @@ class History:
     ) -> list[RunRecord]:
         """Newest first."""
         return await self._call(lambda store: store.query(scenario, results, limit))
+
+    async def tally(self, scenario: str, since: float) -> dict[Outcome, int]:
+        """Runs of `scenario` that ended at or after `since`, counted by result (SQL, indexed)."""
+        return await self._call(lambda store: store.tally(scenario, since))
+
+    @property
+    def retention(self) -> Retention:
+        """How far back history reaches: a window longer than this is not all in it."""
+        return self._retention
 
     async def close(self) -> None:
         """Wait for queued writes, then close the database."""

@@ -25,6 +25,7 @@ DOCUMENTED = {
     "page_timings": [
         {"step": "app_page_loaded", "phases": {"ttfb": 0.02}, "cumulative_layout_shift": 0.0}
     ],
+    "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
 }
 
 
@@ -42,6 +43,7 @@ def test_a_field_an_older_writer_lacked_gets_its_default() -> None:
     old = {key: DOCUMENTED[key] for key in list(DOCUMENTED)[:5]}
     result = RunResult.from_json(old)
     assert (result.steps, result.attempt, result.page_timings) == ((), 1, ())
+    assert result.trace_id is None  # recorded before trace ids
     step = {"name": "app_page_loaded", "duration_seconds": 0.52, "ok": True}  # before components
     assert RunResult.from_json({**old, "steps": [step]}).steps[0].component == "app"
 
@@ -49,3 +51,13 @@ def test_a_field_an_older_writer_lacked_gets_its_default() -> None:
 def test_run_ids_differ_and_have_the_documented_shape() -> None:
     first, second = new_run_id(), new_run_id()
     assert first != second and len(first) == len("20261124T070512Z-3f9a1c2b")
+
+
+def test_a_trace_id_that_is_not_32_lowercase_hex_is_refused() -> None:
+    for bad in ("4BF92F3577B34DA6A3CE929D0E0E4736", "00" * 15, "x" * 32, "0" * 32):
+        try:
+            RunResult.from_json({**DOCUMENTED, "trace_id": bad})
+        except ValueError as exc:
+            assert "trace_id" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} accepted")

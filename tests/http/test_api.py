@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from prober.contracts.config import Config
 from prober.contracts.result import Outcome, RunResult
 from prober.contracts.secrets import Redactor
-from prober.http import api, statuspage
+from prober.http import api, pages, statuspage
 from prober.http.ratelimit import TriggerLimiter
 from prober.http.server import Health, make_app
 from prober.record.history import History, Retention
@@ -26,6 +26,7 @@ from tests.conftest import PASSWORD, sign_in_scenario
 from tests.fakes import FakeRun, NoScheduledRuns
 
 TOKEN = "t0ken-for-tests-4f8a"
+RETENTION = Retention(3600.0, 7200.0)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CONFIG = (
     "scenarios:\n"
@@ -60,7 +61,6 @@ async def serve_api(
     tmp_path: Path, write_config: Callable[[str], Path], load: Callable[[Path], Config]
 ) -> AsyncIterator[ServerFactory]:
     """The API wired as in `prober serve`, with a scripted runner instead of Chromium."""
-    config = load(write_config(CONFIG))
     cleanups: list[Callable[[], Awaitable[object]]] = []
 
     async def start(
@@ -68,10 +68,13 @@ async def serve_api(
         cooldown: float = 0.0,
         per_minute: int = 600,
         outcomes: tuple[Outcome, ...] = (Outcome.SUCCESS,),
+        config_text: str = CONFIG,
+        retention: Retention = RETENTION,
     ) -> Server:
+        config = load(write_config(config_text))
         data_dir = tmp_path / "data"
         fake = FakeRun(outcomes)
-        history = await History.open(data_dir, Retention(3600.0, 7200.0), lambda: None)
+        history = await History.open(data_dir, retention, lambda: None)
         metrics = ProberMetrics(CollectorRegistry(), (1.0,), (1.0,), (1.0,))
         scheduler = Scheduler(
             fake,
@@ -95,7 +98,7 @@ async def serve_api(
             ),
         )
         statuspage.install(
-            app, statuspage.StatusSource(scheduler, history, redact, data_dir / "artifacts")
+            app, pages.StatusSource(scheduler, history, redact, data_dir / "artifacts")
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -231,3 +231,28 @@ def test_a_database_from_a_newer_prober_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(sqlite3.DatabaseError, match="schema version 3 is newer"):
         SqliteStore(tmp_path / DB_NAME)
+
+
+@pytest.mark.parametrize("data_dir", [True, False], ids=["sqlite", "memory"])
+async def test_tally_counts_a_scenarios_runs_by_result_since_a_time(
+    tmp_path: Path, data_dir: bool
+) -> None:
+    """The status page's availability windows: both stores count the same way."""
+    history = await History.open(
+        tmp_path if data_dir else None, Retention(3600.0, 7200.0), lambda: None
+    )
+    now = time.time()
+    for run_id, outcome, age in (
+        ("a", Outcome.SUCCESS, 10),
+        ("b", Outcome.SUCCESS, 20),
+        ("c", Outcome.FAILURE, 30),
+        ("d", Outcome.ERROR, 40),
+        ("e", Outcome.FAILURE, 500),  # before the window
+    ):
+        history.record(result(run_id, outcome), ended_at=now - age)
+    history.record(result("f", scenario="other"), ended_at=now)
+    counts = await history.tally("login", since=now - 100)
+    assert counts == {Outcome.SUCCESS: 2, Outcome.FAILURE: 1, Outcome.ERROR: 1}
+    assert await history.tally("nothing", since=0) == {}
+    assert history.retention == Retention(3600.0, 7200.0)
+    await history.close()
