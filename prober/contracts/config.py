@@ -25,11 +25,12 @@ from pydantic import (
     model_validator,
 )
 
-from prober.contracts.actions import Action, FillTotp, normalize_action
+from prober.contracts.actions import Action, FillTotp, Goto, normalize_action
 from prober.contracts.durations import Duration
 from prober.contracts.result import DEFAULT_COMPONENT
 from prober.contracts.secrets import Redactor, is_short
 from prober.contracts.slo import SLO
+from prober.contracts.tracecontext import check_propagation_host
 
 SCENARIO_NAME = r"^[a-z0-9_-]+$"
 STEP_NAME = r"^[a-z0-9_]+$"
@@ -78,6 +79,24 @@ class Scenario(BaseModel):
     slo: SLO | None = None
     # The component of every step that names none, and of the run's time outside steps.
     component: str = Field(default=DEFAULT_COMPONENT, pattern=COMPONENT_NAME, max_length=63)
+    # Hosts besides those of the `goto` URLs whose requests carry `traceparent` (the
+    # scenario's own APIs on other hosts); see prober/contracts/tracecontext.py.
+    trace_propagation_hosts: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("trace_propagation_hosts")
+    @classmethod
+    def _propagation_hosts(cls, hosts: list[str]) -> list[str]:
+        return [check_propagation_host(host) for host in hosts]
+
+    @property
+    def goto_urls(self) -> list[str]:
+        """The URLs its declarative steps navigate to: its own origins."""
+        return [
+            action.url
+            for step in self.steps or ()
+            for action in step.actions
+            if isinstance(action, Goto)
+        ]
 
     @field_validator("script")
     @classmethod

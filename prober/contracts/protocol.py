@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from prober.contracts.config import COMPONENT_NAME, Step
 from prober.contracts.result import DEFAULT_COMPONENT, Outcome, PageTiming, Phase, Reason
 from prober.contracts.secrets import Redactor
+from prober.contracts.tracecontext import Propagation
 
 # Free text (an error message) is cut to this many characters, after masking: cutting
 # first could leave part of a secret unmasked.
@@ -68,6 +69,8 @@ class WorkerSpec(BaseModel):
     # `{data_dir}/artifacts`; None keeps no artifacts (and records no trace).
     artifacts_dir: str | None = None
     trace_on_success: bool = False
+    # The run's trace and where its `traceparent` goes; None sends none.
+    propagation: Propagation | None = None
 
 
 class _Event(BaseModel):

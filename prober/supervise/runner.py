@@ -17,6 +17,7 @@ from prober.contracts.config import Scenario
 from prober.contracts.protocol import LaunchSpec, WorkerSpec
 from prober.contracts.result import RunResult, new_run_id
 from prober.contracts.secrets import Redactor
+from prober.contracts.tracecontext import Propagation, new_trace_id, targets
 from prober.supervise.artifacts import ArtifactStore
 from prober.supervise.pool import Prewarm, WarmPool
 from prober.supervise.processes import Worker, WorkerProcesses
@@ -80,6 +81,7 @@ class WorkerRunner:
 
     async def run(self, scenario: Scenario, run_id: str | None = None) -> RunResult:
         run_id = run_id or new_run_id()
+        trace_id = new_trace_id()
         started_wall, started = time.time(), time.monotonic()
         hard_deadline = started + scenario.timeout
         tracker = RunTracker(
@@ -90,6 +92,7 @@ class WorkerRunner:
             started,
             self.redact,
             component=scenario.component,
+            trace_id=trace_id,
         )
         worker = await self.pool.take() if self.pool is not None else None
         if worker is None:
@@ -97,7 +100,7 @@ class WorkerRunner:
                 worker = await self._start(run_id, launch_browser=True)
             except OSError as exc:
                 return tracker.not_started(f"cannot start worker: {exc}", time.monotonic())
-        spec = self._spec(scenario, run_id, hard_deadline)
+        spec = self._spec(scenario, run_id, trace_id, hard_deadline)
         try:
             ending = await self.processes.stream(
                 worker,
@@ -111,7 +114,9 @@ class WorkerRunner:
             await asyncio.shield(self._clean_up(worker, tracker))
         return tracker.result(ending)
 
-    def _spec(self, scenario: Scenario, run_id: str, hard_deadline: float) -> WorkerSpec:
+    def _spec(
+        self, scenario: Scenario, run_id: str, trace_id: str, hard_deadline: float
+    ) -> WorkerSpec:
         return WorkerSpec(
             run_id=run_id,
             scenario=scenario.name,
@@ -125,6 +130,10 @@ class WorkerRunner:
             python_path=self.python_path,
             artifacts_dir=str(self.artifacts.directory) if self.artifacts else None,
             trace_on_success=self.trace_on_success,
+            propagation=Propagation(
+                trace_id=trace_id,
+                targets=targets(scenario.goto_urls, scenario.trace_propagation_hosts),
+            ),
         )
 
     async def _start(self, tag: str, launch_browser: bool) -> Worker:

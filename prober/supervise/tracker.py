@@ -54,6 +54,8 @@ class RunTracker:
     redact: Redactor
     # The scenario's component: that of a step whose events name none.
     component: str = DEFAULT_COMPONENT
+    # The run's W3C trace id, minted with the run id (prober.contracts.tracecontext).
+    trace_id: str | None = None
     steps: list[StepResult] = field(default_factory=list)
     current_step: str | None = None
     current_component: str = DEFAULT_COMPONENT
@@ -198,6 +200,7 @@ class RunTracker:
             artifacts=tuple(self.artifacts),
             artifact_error=self.redact(self.artifact_error) if self.artifact_error else None,
             page_timings=tuple(self.page_timings),
+            trace_id=self.trace_id,
         )
 
     def _garbage(self, line: bytes) -> None:

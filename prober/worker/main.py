@@ -37,6 +37,7 @@ from prober.contracts.result import Outcome, Reason
 from prober.contracts.secrets import Redactor
 from prober.scenario import totp
 from prober.scenario.api import ScriptFunction, StepTimer
+from prober.worker import propagation
 from prober.worker.actions import perform
 from prober.worker.capture import Capture
 from prober.worker.failures import classify, describe
@@ -61,17 +62,20 @@ class EventStream:
         self.failed_step: str | None = None
         # The step running or, between steps, the one that just ran: it owns new pages.
         self.latest_step: str | None = None
+        # The step running, None between steps: the parent span of its requests.
+        self.running_step: str | None = None
 
     def emit(self, event: Event) -> None:
         os.write(self._fd, encode(event, self.redact))
 
     def step_started(self, name: str, component: str) -> None:
-        self.latest_step = name
+        self.latest_step = self.running_step = name
         self.emit(StepStarted(step=name, component=component))
 
     def step_finished(
         self, name: str, component: str, duration: float, error: BaseException | None
     ) -> None:
+        self.running_step = None
         if error is None:
             self.emit(
                 StepFinished(step=name, component=component, duration_seconds=duration, ok=True)
@@ -209,6 +213,7 @@ async def execute(spec: WorkerSpec, events: EventStream, starter: BrowserStarter
             context = await browser.new_context()
             page = await context.new_page()
             await timings.install(context, page)
+            await propagation.install(context, spec.propagation, lambda: events.running_step)
             if capture:
                 await capture.start(context, page)
     except TimeoutError:
