@@ -6,8 +6,9 @@ Semantics that alerts rely on:
   leave `last_successful` and `last_run_timestamp` alone: the target alert must not fire
   for our own breakage, and a prober that cannot probe goes stale, which pages.
 - `interval` and `timeout` are exported so PromQL can say "no run for 3 intervals".
-- Duration observations carry the run id as an OpenMetrics exemplar, so a slow bucket
-  on a dashboard links to the run (its history entry and artifacts).
+- Duration observations carry the run id and trace id as OpenMetrics exemplars, so a
+  slow bucket on a dashboard links to the run (its page, history entry and artifacts)
+  and to its trace in Tempo. Both fit OpenMetrics' 128-character exemplar limit.
 """
 
 import contextlib
@@ -308,6 +309,8 @@ class ProberMetrics:
         name = result.scenario
         labels = self._labels(name)
         exemplar = {"run_id": result.run_id}
+        if result.trace_id:  # Grafana's exemplar link to Tempo reads `trace_id`
+            exemplar["trace_id"] = result.trace_id
         self.runs.labels(*self._labels(name, result.result.value)).inc()
         if result.attempt > 1:
             self.retries.labels(*labels).inc()

@@ -22,6 +22,7 @@ from prober.settings import (
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 RUN_ID = "20261124T070512Z-3f9a1c2b"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 @pytest.fixture
@@ -43,6 +44,7 @@ async def metrics_url() -> AsyncIterator[str]:
             started_at=0.0,
             steps=(StepResult("app_page_loaded", 0.4, True), StepResult("back_in_app", 1.3, True)),
             page_timings=(PageTiming("app_page_loaded", {"ttfb": 0.03, "load": 0.2}, 0.0),),
+            trace_id=TRACE_ID,
         ),
         ended_at=1795500000.0,
     )
@@ -63,11 +65,11 @@ async def scrape(url: str, accept: str | None) -> tuple[str, str]:
         return response.headers["Content-Type"], await response.text()
 
 
-async def test_openmetrics_scrape_links_duration_buckets_to_the_run(metrics_url: str) -> None:
+async def test_openmetrics_scrape_links_duration_buckets_to_the_run_and_its_trace(metrics_url: str) -> None:
     content_type, text = await scrape(metrics_url, OPENMETRICS)
 
     assert content_type.startswith("application/openmetrics-text")
-    exemplar = re.escape(f'# {{run_id="{RUN_ID}"}}')
+    exemplar = re.escape(f'# {{run_id="{RUN_ID}",trace_id="{TRACE_ID}"}}')
     for series, value in (
         (r'prober_scenario_duration_seconds_bucket\{le="2\.0",location="eu-west",', "1.7"),
         (r'prober_step_duration_seconds_bucket\{le="0\.5",location="eu-west",', "0.4"),
@@ -83,7 +85,7 @@ async def test_plain_text_scrape_has_no_exemplars_and_passes_promtool(metrics_ur
     content_type, text = await scrape(metrics_url, None)
 
     assert content_type.startswith("text/plain")
-    assert RUN_ID not in text
+    assert RUN_ID not in text and TRACE_ID not in text
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed (apt-get install prometheus)")
