@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 from prober.contracts.config import Config, ConfigError, load_config
 from prober.contracts.secrets import MIN_LENGTH, Redactor
 from prober.logs import setup_logging
+from prober.record import traces
 from prober.schedule.sharding import ShardError
 from prober.service import locate_browser, make_runner, serve
 from prober.settings import Settings
@@ -146,7 +148,11 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     processes.become_subreaper()
     browser, _ = locate_browser(settings)
     runner = make_runner(settings, config, browser, redact)
+    spans = traces.sink_from_environment(os.environ, settings.location)
     result = asyncio.run(runner.run(scenario))
+    if spans is not None:  # `prober run` in CI or by hand shows in Tempo too
+        spans.run_ended(scenario.name, result.run_id, result, time.time())
+        spans.close()
     json.dump(result.to_json(), sys.stdout, indent=2)
     print()
     return 0 if result.ok else 1

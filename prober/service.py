@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from prober.http import api, pages, statuspage
 from prober.http.ratelimit import TriggerLimiter
 from prober.http.server import Health, make_app
 from prober.logs import set_redactor
+from prober.record import traces
 from prober.record.history import History, Retention
 from prober.record.metrics import ProberMetrics
 from prober.record.sinks import Recorder, RunLog
@@ -136,9 +138,10 @@ async def serve(
     redact = Redactor([*config.secrets, *([token] if token else [])])
     set_redactor(redact)
     runner = make_runner(settings, config, browser, redact, settings.prewarm)
+    spans = traces.sink_from_environment(os.environ, settings.location)
     scheduler = Scheduler(
         runner.run,
-        Recorder([metrics, history, RunLog()]),
+        Recorder([metrics, history, RunLog(), *([spans] if spans else [])]),
         settings.max_concurrency,
         settings.max_start_offset,
     )
@@ -215,6 +218,8 @@ async def serve(
         await runner.close()
         await web_runner.cleanup()
         await history.close()
+        if spans is not None:
+            await asyncio.to_thread(spans.close)
         processes.reap_orphans(exclude=runner.live_pids)
     log.info("stopped")
     return 0

@@ -65,7 +65,9 @@ async def scrape(url: str, accept: str | None) -> tuple[str, str]:
         return response.headers["Content-Type"], await response.text()
 
 
-async def test_openmetrics_scrape_links_duration_buckets_to_the_run_and_its_trace(metrics_url: str) -> None:
+async def test_openmetrics_scrape_links_buckets_to_the_run_and_its_trace(
+    metrics_url: str,
+) -> None:
     content_type, text = await scrape(metrics_url, OPENMETRICS)
 
     assert content_type.startswith("application/openmetrics-text")

@@ -29,12 +29,17 @@ class Origin:
         self.seen: list[tuple[str, str | None]] = []
         self.port = 0
         self.pages: dict[str, str] = {}
+        self.statuses: dict[str, int] = {}
 
     async def handle(self, request: web.Request) -> web.Response:
         self.seen.append((request.path, request.headers.get("traceparent")))
         if request.path.endswith(".png"):
             return web.Response(body=PIXEL, content_type="image/png")
-        return web.Response(text=self.pages.get(request.path, ""), content_type="text/html")
+        return web.Response(
+            text=self.pages.get(request.path, ""),
+            status=self.statuses.get(request.path, 200),
+            content_type="text/html",
+        )
 
 
 @pytest.fixture
