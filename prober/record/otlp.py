@@ -63,9 +63,13 @@ class SpanSink:
         for span in spans(result, ended_at, self._resource):
             self._processor.on_end(span)
 
+    def flush(self, timeout_seconds: float = 5.0) -> bool:
+        """Export what is queued now (blocking, bounded); False if it did not finish."""
+        return self._processor.force_flush(int(timeout_seconds * 1000))
+
     def close(self, timeout_seconds: float = 5.0) -> None:
         """Export what is queued (bounded), then stop the exporter thread."""
-        self._processor.force_flush(int(timeout_seconds * 1000))
+        self.flush(timeout_seconds)
         self._processor.shutdown()  # type: ignore[no-untyped-call]
 
 
