@@ -66,7 +66,7 @@ async def probe(tmp_path: Path) -> AsyncIterator[Probe]:
         scenarios(
             stub_scenario("keep"),
             stub_scenario("change"),
-            stub_scenario("gone", "stub://sleep/2"),
+            stub_scenario("gone", "http://stub.invalid/sleep/2"),
         ),
     )
     config = load_config(path)

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 from playwright.async_api import Page, expect
 from pydantic import BaseModel, ConfigDict, Field
 
+from prober.syntax import Selector, Url
+
 # Actions whose YAML shorthand is a bare string, and the field that string fills.
 _SHORTHAND = {
     "goto": "url",
@@ -27,29 +29,29 @@ class Goto(_Action):
     """Navigate; an HTTP error status (>= 400) fails the step like a user seeing an error page."""
 
     action: Literal["goto"]
-    url: str
+    url: Url
 
 
 class Click(_Action):
     action: Literal["click"]
-    selector: str
+    selector: Selector
 
 
 class Fill(_Action):
     action: Literal["fill"]
-    selector: str
+    selector: Selector
     value: str
 
 
 class Press(_Action):
     action: Literal["press"]
-    selector: str
+    selector: Selector
     key: str
 
 
 class WaitFor(_Action):
     action: Literal["wait_for"]
-    selector: str
+    selector: Selector
     state: Literal["attached", "detached", "visible", "hidden"] = "visible"
 
 
@@ -62,7 +64,7 @@ class ExpectText(_Action):
     """Wait for the element, then require its text to contain `text` (an assertion failure)."""
 
     action: Literal["expect_text"]
-    selector: str
+    selector: Selector
     text: str
 
 
@@ -92,14 +94,14 @@ def normalize_action(raw: Any) -> Any:
         )
     ((name, argument),) = raw.items()
     if name not in ACTION_NAMES:
-        raise ValueError(f"unknown action {name!r}; known actions: {', '.join(ACTION_NAMES)}")
+        raise ValueError(f"unknown action '{name}'; known actions: {', '.join(ACTION_NAMES)}")
     if isinstance(argument, dict):
         return {"action": name, **argument}
     if name in _SHORTHAND and isinstance(argument, str):
         return {"action": name, _SHORTHAND[name]: argument}
     if name in _SHORTHAND:
-        raise ValueError(f"action {name!r} takes a string or a mapping")
-    raise ValueError(f"action {name!r} takes a mapping, e.g. {_example(name)}")
+        raise ValueError(f"action '{name}' takes a string or a mapping")
+    raise ValueError(f"action '{name}' takes a mapping, e.g. {_example(name)}")
 
 
 def _example(name: str) -> str:
