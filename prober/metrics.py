@@ -116,7 +116,8 @@ class ProberMetrics:
         )
         self.step_failures = Counter(
             "prober_step_failures_total",
-            "Failed steps by reason: timeout, navigation, selector, assertion, script, crash.",
+            "Failed steps by reason: timeout, navigation, selector, assertion, script, crash,"
+            " config.",
             ("scenario", "step", "reason", *extra),
             registry=registry,
         )

@@ -23,6 +23,8 @@ class Reason(StrEnum):
     ASSERTION = "assertion"
     SCRIPT = "script"
     CRASH = "crash"
+    # A selector or URL in our own file that no browser accepts (result=error).
+    CONFIG = "config"
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ def _spellings(secret: str) -> set[str]:
         # A Playwright trace logs `fill("<value>")` inside a JSON string: escaped twice.
         json.dumps(as_json, ensure_ascii=False)[1:-1],
         html.escape(secret),
+        # repr(), as in f"{value!r}" or a KeyError's message: escaped for either quote.
+        repr(secret)[1:-1],
+        repr(secret + "'\"")[1:-4],
     }
 
 
