@@ -4,7 +4,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,15 +37,65 @@ def expected_message(path: Path) -> str:
     return first.removeprefix("# expect: ")
 
 
+# What `${PROBER_TEST_SECRET}` expands to in the corpus: quotes, markup and a backslash,
+# so that repr(), JSON or HTML escaping of it would show.
+SECRET = "Zq7'\"<>&\\x=1 p@ss"
+# Loose on purpose (the machine is shared and noisy): CPU seconds, not wall time, and
+# far below what the attacks cost (26-60+ s and 0.7-2 GB).
+MAX_CHECK_CPU_SECONDS = 10.0
+MAX_CHECK_RSS_BYTES = 400 * 1024 * 1024
+
+
+@dataclass
+class Checked:
+    returncode: int
+    stdout: str
+    stderr: str
+    cpu_seconds: float
+    max_rss_bytes: int
+
+
+def check(path: Path, env: dict[str, str] | None = None) -> Checked:
+    """`prober check`, with the CPU time and peak memory of that one process (wait4)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "prober", "check", "--config", str(path)],
+            stdout=out,
+            stderr=err,
+            cwd=ROOT,
+            env={**os.environ, "PROBER_TEST_SECRET": SECRET, **(env or {})},
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        return Checked(
+            process.returncode,
+            out.read().decode(),
+            err.read().decode(),
+            usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss * 1024,
+        )
+
+
+def assert_refused(checked: Checked, path: Path, expected: str) -> None:
+    """Exit 2, one short message naming the file, no traceback, no secret, bounded cost."""
+    assert checked.returncode == 2, checked.stderr
+    assert checked.stdout == ""
+    assert "Traceback" not in checked.stderr
+    assert checked.cpu_seconds < MAX_CHECK_CPU_SECONDS
+    assert checked.max_rss_bytes < MAX_CHECK_RSS_BYTES
+    assert f"prober check: {path}: " in checked.stderr
+    assert expected in checked.stderr
+    lines = checked.stderr.splitlines()
+    assert len(lines) <= 11 and all(len(line) <= 400 for line in lines), checked.stderr
+    for spelling in (SECRET, repr(SECRET)[1:-1], "Zq7", "p@ss"):
+        assert spelling not in checked.stderr
+
+
 @pytest.mark.parametrize("path", BAD_CONFIGS, ids=lambda p: p.stem)
 def test_bad_config_exits_2_with_one_clear_message(path: Path) -> None:
-    completed = prober("check", "--config", str(path))
-
-    assert completed.returncode == 2
-    assert "Traceback" not in completed.stderr
-    assert str(path) in completed.stderr
-    assert expected_message(path) in completed.stderr
-    assert completed.stdout == ""
+    assert_refused(check(path), path, expected_message(path))
 
 
 def test_missing_config_file() -> None:
