@@ -125,5 +125,5 @@ def script_problems(
                 f"not checked: an earlier script's import did not finish in {timeout:g}s"
             )
         else:
-            problems[ref] = f"importing module '{module}' killed the Python process"
+            problems[ref] = f"importing module '{module}' ended the Python process that imported it"
     return problems

@@ -212,42 +212,45 @@ def _check_expansion(root: Node) -> None:
     number of distinct nodes, while the sizes it adds up are those of the data fully
     expanded (which is what everything after the loader walks).
     """
-    sizes: dict[int, int] = {}
+    # By node: (values it expands to, levels it spans), which do not depend on where
+    # an alias puts it; the depth it ends at does, and is checked at every use.
+    seen: dict[int, tuple[int, int]] = {}
     active: set[int] = set()
 
-    def size(node: Node, depth: int) -> int:
+    def refuse(problem: str, node: Node) -> ConstructorError:
+        return ConstructorError(None, None, problem, node.start_mark)
+
+    def measure(node: Node, depth: int) -> tuple[int, int]:
         key = id(node)
-        if key in sizes:
-            return sizes[key]
         if key in active:
-            raise ConstructorError(
-                None, None, "an anchor is used inside itself (a recursive alias)", node.start_mark
-            )
-        if depth > MAX_DEPTH:
-            raise ConstructorError(
-                None, None, f"aliases nest deeper than {MAX_DEPTH} levels", node.start_mark
-            )
-        total = 1
-        if isinstance(node, SequenceNode | MappingNode):
-            active.add(key)
-            children = (
-                node.value
-                if isinstance(node, SequenceNode)
-                else [child for pair in node.value for child in pair]
-            )
-            for child in children:
-                total += size(child, depth + 1)
-                if total > MAX_NODES:
-                    raise ConstructorError(
-                        None,
-                        None,
-                        f"aliases expand to more than {MAX_NODES:,} values; "
-                        "an alias bomb is refused",
-                        node.start_mark,
-                    )
-            active.discard(key)
-        sizes[key] = total
-        return total
+            raise refuse("an anchor is used inside itself (a recursive alias)", node)
+        if key not in seen:
+            if depth > MAX_DEPTH:
+                raise refuse(f"aliases nest deeper than {MAX_DEPTH} levels", node)
+            total, height = 1, 1
+            if isinstance(node, SequenceNode | MappingNode):
+                active.add(key)
+                children = (
+                    node.value
+                    if isinstance(node, SequenceNode)
+                    else [child for pair in node.value for child in pair]
+                )
+                for child in children:
+                    size, levels = measure(child, depth + 1)
+                    total += size
+                    height = max(height, levels + 1)
+                    if total > MAX_NODES:
+                        raise refuse(
+                            f"aliases expand to more than {MAX_NODES:,} values; "
+                            "an alias bomb is refused",
+                            node,
+                        )
+                active.discard(key)
+            seen[key] = (total, height)
+        size, height = seen[key]
+        if depth + height - 1 > MAX_DEPTH:
+            raise refuse(f"aliases nest deeper than {MAX_DEPTH} levels", node)
+        return size, height
 
     assert isinstance(root, ScalarNode | SequenceNode | MappingNode)
-    size(root, 1)
+    measure(root, 1)
