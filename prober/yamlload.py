@@ -80,11 +80,11 @@ def load_yaml(text: str) -> Any:
 
 def _read(path: Path) -> str:
     try:
+        # Before opening: opening a FIFO would wait for a writer.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise YamlLoadError("not a regular file")
         with path.open("rb") as file:
-            info = os.fstat(file.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise YamlLoadError("not a regular file")
-            if info.st_size > MAX_FILE_BYTES:
+            if os.fstat(file.fileno()).st_size > MAX_FILE_BYTES:
                 raise YamlLoadError(_too_large())
             data = file.read(MAX_FILE_BYTES + 1)  # the file may grow between stat and read
     except FileNotFoundError:
@@ -106,7 +106,7 @@ def _too_large() -> str:
 def _describe(exc: yaml.MarkedYAMLError) -> str:
     mark = exc.problem_mark or exc.context_mark
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    problem = exc.problem or exc.context or "invalid YAML"
+    problem = ", ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
     syntax = isinstance(exc, ScannerError | ParserError)
     kind = "YAML syntax error" if syntax else "YAML error"
     return f"{kind}{where}: {problem}"
@@ -188,10 +188,11 @@ class _StrictLoader(*_EVENTS, Composer, SafeConstructor, Resolver):  # type: ign
                 continue
             key = self.construct_object(key_node, deep=True)
             try:
-                first = seen.setdefault(key, key_node.start_mark.line)
+                first = seen.get(key)
             except TypeError:
                 continue  # unhashable: the base constructor says so with its own message
-            if first != key_node.start_mark.line:
+            seen.setdefault(key, key_node.start_mark.line)
+            if first is not None:
                 raise ConstructorError(
                     None,
                     None,
