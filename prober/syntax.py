@@ -5,8 +5,8 @@ would otherwise run and fail every step as the target's `failure`. What can be d
 without a browser is decided here: Playwright's selector syntax (parts split on `>>`,
 an `engine=` prefix chosen as Playwright chooses it, the engine one it ships), CSS and
 XPath that cannot parse because a bracket or quote is never closed, and goto URLs
-that are not absolute. Whatever still slips through is recognised at run time by
-`prober.failures` and reported as `error` with reason `config`.
+that are not absolute http(s) (or `data:`/`about:`). Whatever still slips through is
+recognised at run time by `prober.failures` and reported as `error`, reason `config`.
 
 Messages quote the selector (it is masked afterwards if it came from the environment)
 but never a URL: a URL usually carries `${VAR}`s, and the caller names them instead.
@@ -52,6 +52,8 @@ ENGINES = frozenset(
 _ENGINE_NAME = re.compile(r"^[a-zA-Z_0-9\-+:*]+$")
 _CLOSING = {"(": ")", "[": "]", "{": "}"}
 URL_SCHEMES = ("http", "https")
+# Documents without a host that a browser loads as such (a test page, a blank reset).
+HOSTLESS_SCHEMES = ("data", "about")
 
 
 def check_selector(selector: str) -> str:
@@ -81,7 +83,9 @@ def check_selector(selector: str) -> str:
 
 
 def check_url(url: str) -> str:
-    """Return an absolute http(s) URL unchanged; raise ValueError without quoting it."""
+    """Return an absolute http(s) (or data:, about:) URL unchanged; never quote it."""
+    if url.split(":", 1)[0].lower() in HOSTLESS_SCHEMES and ":" in url:
+        return url
     try:
         parts = urlsplit(url)
         port_ok = parts.port is None or parts.port > 0
@@ -98,7 +102,7 @@ Selector = Annotated[str, AfterValidator(check_selector)]
 """A Playwright selector that is at least well-formed."""
 
 Url = Annotated[str, AfterValidator(check_url)]
-"""An absolute http(s) URL."""
+"""An absolute http(s) URL, or a data: or about: one."""
 
 
 def _parts(selector: str) -> list[tuple[str, str]]:

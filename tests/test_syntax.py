@@ -55,7 +55,14 @@ def test_selectors_no_browser_accepts_fail(selector: str, message: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:8080/", "https://app.example/login?next=/x", "HTTPS://Host/"]
+    "url",
+    [
+        "http://127.0.0.1:8080/",
+        "https://app.example/login?next=/x",
+        "HTTPS://Host/",
+        "data:text/html,<p>test page</p>",
+        "about:blank",
+    ],
 )
 def test_absolute_http_urls_pass(url: str) -> None:
     assert check_url(url) == url
