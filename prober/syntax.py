@@ -93,8 +93,9 @@ def check_url(url: str) -> str:
         raise ValueError("not a valid URL (a bracket or port is malformed)") from None
     if parts.scheme.lower() not in URL_SCHEMES or not parts.hostname or not port_ok:
         raise ValueError("not an absolute http(s) URL, e.g. https://app.example/login")
-    if any(c.isspace() for c in url.strip()) or url != url.strip():
-        raise ValueError("not a valid URL: it contains white space (encode it as %20)")
+    # Elsewhere a browser percent-encodes white space (a password in a query, say).
+    if any(c.isspace() for c in parts.netloc):
+        raise ValueError("not a valid URL: its host contains white space")
     return url
 
 
