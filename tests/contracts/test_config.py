@@ -79,5 +79,7 @@ def test_a_message_quoting_an_expanded_value_masks_it(tmp_path: Path) -> None:
     path = tmp_path / "scenarios.yaml"
     path.write_text(GOOD.replace("interval: 1m30s", "interval: ${INTERVAL}"))
     with pytest.raises(ConfigError) as raised:
-        load_config(path, environ={"APP_URL": "http://x", "PROBE_PASSWORD": "y", "INTERVAL": "soon-ish"})
+        load_config(
+            path, environ={"APP_URL": "http://x", "PROBE_PASSWORD": "y", "INTERVAL": "soon-ish"}
+        )
     assert "soon-ish" not in str(raised.value) and MASK in str(raised.value)
