@@ -37,7 +37,7 @@ def publish(mount: Path, text: str, extra: dict[str, str] | None = None) -> Path
     return mount / "scenarios.yaml"
 
 
-def stub_scenario(name: str, url: str = "stub://ok", interval: str = "200ms") -> str:
+def stub_scenario(name: str, url: str = "http://stub.invalid/ok", interval: str = "200ms") -> str:
     """One declarative scenario for the stub worker (`tests/stubs/worker.py`)."""
     return f"""
   - name: {name}

@@ -4,7 +4,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,15 +37,65 @@ def expected_message(path: Path) -> str:
     return first.removeprefix("# expect: ")
 
 
+# What `${PROBER_TEST_SECRET}` expands to in the corpus: quotes, markup and a backslash,
+# so that repr(), JSON or HTML escaping of it would show.
+SECRET = "Zq7'\"<>&\\x=1 p@ss"
+# Loose on purpose (the machine is shared and noisy): CPU seconds, not wall time, and
+# far below what the attacks cost (26-60+ s and 0.7-2 GB).
+MAX_CHECK_CPU_SECONDS = 10.0
+MAX_CHECK_RSS_BYTES = 400 * 1024 * 1024
+
+
+@dataclass
+class Checked:
+    returncode: int
+    stdout: str
+    stderr: str
+    cpu_seconds: float
+    max_rss_bytes: int
+
+
+def check(path: Path, env: dict[str, str] | None = None) -> Checked:
+    """`prober check`, with the CPU time and peak memory of that one process (wait4)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "prober", "check", "--config", str(path)],
+            stdout=out,
+            stderr=err,
+            cwd=ROOT,
+            env={**os.environ, "PROBER_TEST_SECRET": SECRET, **(env or {})},
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        return Checked(
+            process.returncode,
+            out.read().decode(),
+            err.read().decode(),
+            usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss * 1024,
+        )
+
+
+def assert_refused(checked: Checked, path: Path, expected: str) -> None:
+    """Exit 2, one short message naming the file, no traceback, no secret, bounded cost."""
+    assert checked.returncode == 2, checked.stderr
+    assert checked.stdout == ""
+    assert "Traceback" not in checked.stderr
+    assert checked.cpu_seconds < MAX_CHECK_CPU_SECONDS
+    assert checked.max_rss_bytes < MAX_CHECK_RSS_BYTES
+    assert f"prober check: {path}: " in checked.stderr
+    assert expected in checked.stderr
+    lines = checked.stderr.splitlines()
+    assert len(lines) <= 11 and all(len(line) <= 400 for line in lines), checked.stderr
+    for spelling in (SECRET, repr(SECRET)[1:-1], "Zq7", "p@ss"):
+        assert spelling not in checked.stderr
+
+
 @pytest.mark.parametrize("path", BAD_CONFIGS, ids=lambda p: p.stem)
 def test_bad_config_exits_2_with_one_clear_message(path: Path) -> None:
-    completed = prober("check", "--config", str(path))
-
-    assert completed.returncode == 2
-    assert "Traceback" not in completed.stderr
-    assert str(path) in completed.stderr
-    assert expected_message(path) in completed.stderr
-    assert completed.stdout == ""
+    assert_refused(check(path), path, expected_message(path))
 
 
 def test_missing_config_file() -> None:
@@ -181,3 +233,175 @@ def test_rules_on_a_bad_slo_block_exits_2_like_check() -> None:
     assert "Traceback" not in completed.stderr and completed.stdout == ""
     unknown = prober("rules", "--config", str(path), "--format", "sloth")
     assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+
+
+SCENARIO = "  - {name: login, interval: 1m, timeout: 30s, steps: [{name: home, actions: [{goto: 'http://127.0.0.1/'}]}]}\n"
+
+
+def alias_bomb(levels: int = 7, width: int = 9) -> str:
+    """The classic: each level a list of `width` aliases to the level below (9**7 values)."""
+    lines = ["l0: &l0 [" + ", ".join(["lol"] * width) + "]"]
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\nscenarios:\n" + SCENARIO
+
+
+def merge_bomb(levels: int = 24) -> str:
+    """Merge keys instead of lists: each level merges the one below under two keys."""
+    lines = ["m0: &m0 {a: 1, b: 2}"]
+    lines += [
+        f"m{i}: &m{i} {{x: {{<<: *m{i - 1}}}, y: {{<<: *m{i - 1}}}}}" for i in range(1, levels)
+    ]
+    return "\n".join(lines) + "\nscenarios:\n" + SCENARIO
+
+
+GENERATED = {
+    "alias_bomb": (
+        alias_bomb,
+        "aliases expand to more than 500,000 values; an alias bomb is refused",
+    ),
+    "merge_key_bomb": (
+        merge_bomb,
+        "aliases expand to more than 500,000 values; an alias bomb is refused",
+    ),
+    "lists_600_deep": (
+        lambda: "scenarios:\n" + SCENARIO + "extra: " + "[" * 600 + "]" * 600 + "\n",
+        "nested deeper than 64 levels",
+    ),
+    "maps_600_deep": (
+        lambda: (
+            "scenarios:\n"
+            + SCENARIO
+            + "".join(f"{'  ' * i}k{i}:\n" for i in range(600))
+            + "  " * 600
+            + "leaf\n"
+        ),
+        "nested deeper than 64 levels",
+    ),
+    "aliases_nested_past_the_depth_limit": (
+        lambda: (
+            "a: &a "
+            + "[" * 40
+            + "x"
+            + "]" * 40
+            + "\nb: "
+            + "[" * 40
+            + "*a"
+            + "]" * 40
+            + "\nscenarios:\n"
+            + SCENARIO
+        ),
+        "aliases nest deeper than 64 levels",
+    ),
+    "file_of_50_mb": (
+        lambda: "scenarios:\n" + SCENARIO + "# padding\n" * (5 * 1024 * 1024),
+        "larger than 1024 KiB: a scenario file this big is refused unread",
+    ),
+    "twenty_thousand_faults": (
+        lambda: "scenarios:\n" + "".join(f"  - {{name: s{i}}}\n" for i in range(10_000)),
+        "... and 19,990 more",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", GENERATED, ids=str)
+def test_generated_hostile_file_is_refused_quickly(case: str, tmp_path: Path) -> None:
+    make, expected = GENERATED[case]
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(make())
+    assert_refused(check(path), path, expected)
+
+
+def test_many_faults_list_the_first_ten_by_scenario_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "faults.yaml"
+    path.write_text("scenarios:\n" + "".join(f"  - {{name: s{i}}}\n" for i in range(10_000)))
+    checked = check(path)
+
+    lines = checked.stderr.splitlines()
+    assert lines[0] == f"prober check: {path}: scenario 's0': interval: required field is missing"
+    assert lines[1] == f"{path}: scenario 's0': timeout: required field is missing"
+    assert lines[9] == f"{path}: scenario 's4': timeout: required field is missing"
+    assert lines[10:] == ["... and 19,990 more"]
+
+
+SCRIPTS = {
+    "syntax_error": (
+        "async def run(page, step, params)\n    pass\n",
+        "run",
+        "script: module 'probe_mod' has a syntax error (probe_mod.py, line 1): expected ':'",
+    ),
+    "raises_on_import": (
+        "import os\nraise RuntimeError('cannot reach ' + os.environ['PROBER_TEST_SECRET'])\n",
+        "run",
+        "script: module 'probe_mod' raises on import: RuntimeError: cannot reach ********",
+    ),
+    "imports_a_missing_module": (
+        "import not_installed_anywhere\n",
+        "run",
+        "script: module 'probe_mod' does not import: "
+        "ModuleNotFoundError: No module named 'not_installed_anywhere'",
+    ),
+    "missing_function": (
+        "async def main(page, step, params):\n    pass\n",
+        "run",
+        "script: module 'probe_mod' has no function 'run'",
+    ),
+    "not_callable": (
+        "run = 'a string'\n",
+        "run",
+        "script: 'probe_mod:run' is a str, not a function",
+    ),
+    "not_async": (
+        "def run(page, step, params):\n    pass\n",
+        "run",
+        "script: 'probe_mod:run' must be an async function: async def run(page, step, params)",
+    ),
+    "hangs_on_import": (
+        "import time\nprint('loading')\ntime.sleep(3600)\n",
+        "run",
+        "script: importing module 'probe_mod' did not finish within 5s",
+    ),
+    "exits_on_import": (
+        "import os\nos._exit(3)\n",
+        "run",
+        "script: importing module 'probe_mod' ended the Python process that imported it",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SCRIPTS, ids=str)
+def test_script_that_cannot_run_fails_check(case: str, tmp_path: Path) -> None:
+    source, function, expected = SCRIPTS[case]
+    (tmp_path / "probe_mod.py").write_text(source)
+    path = tmp_path / "scenarios.yaml"
+    # The secret is the file's (a param), so the module's error quoting it is masked.
+    path.write_text(
+        "scenarios:\n"
+        f"  - {{name: scripted, interval: 1m, timeout: 30s, script: 'probe_mod:{function}',\n"
+        "      params: {password: '${PROBER_TEST_SECRET}'}}\n"
+    )
+    assert_refused(check(path), path, f"scenario 'scripted': {expected}")
+
+
+def test_script_in_a_missing_submodule_fails_check(tmp_path: Path) -> None:
+    (tmp_path / "probes").mkdir()
+    (tmp_path / "probes" / "__init__.py").write_text("")
+    path = tmp_path / "scenarios.yaml"
+    path.write_text(
+        "scenarios:\n"
+        "  - {name: scripted, interval: 1m, timeout: 30s, script: 'probes.chekout:run'}\n"
+    )
+    assert_refused(check(path), path, "script: module 'probes.chekout' cannot be found")
+
+
+def test_good_script_passes_check_without_running_it(tmp_path: Path) -> None:
+    (tmp_path / "probe_mod.py").write_text(
+        "import sys\nprint('imported', file=sys.stderr)\n"
+        "async def run(page, step, params):\n    raise AssertionError('never run by check')\n"
+    )
+    path = tmp_path / "scenarios.yaml"
+    path.write_text(
+        "scenarios:\n  - {name: scripted, interval: 1m, timeout: 30s, script: 'probe_mod:run'}\n"
+    )
+    checked = check(path)
+    assert (checked.returncode, checked.stderr) == (0, "")
+    assert checked.stdout == f"{path}: ok, 1 scenario(s): scripted\n"

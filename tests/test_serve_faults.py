@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -269,4 +270,94 @@ async def test_sighup_reloads_without_waiting_for_the_poll(serve: Serve, tmp_pat
     served.process.send_signal(signal.SIGHUP)
     await served.until("prober_scenario_interval_seconds", 1, within=10, scenario="added")
     assert await served.value("prober_config_last_reload_successful") == 1
+    assert await served.stop() == 0
+
+
+def _bomb() -> str:
+    lines = ["l0: &l0 [" + ", ".join(["lol"] * 9) + "]"]
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    return "\n".join(lines) + "\n"
+
+
+def _merge_bomb() -> str:
+    lines = ["m0: &m0 {a: 1, b: 2}"]
+    lines += [f"m{i}: &m{i} {{x: {{<<: *m{i - 1}}}, y: {{<<: *m{i - 1}}}}}" for i in range(1, 30)]
+    return "\n".join(lines) + "\n"
+
+
+# One representative per category of hostile or wrong file: (file text, what the log says).
+BAD_RELOADS = {
+    "tag value": ("scenarios: !!int abc\n", "the value is not a valid !!int"),
+    "impossible date": (
+        "scenarios:"
+        + goto("late", "http://127.0.0.1:1/").replace("interval: 1s", "interval: 2026-13-45"),
+        "invalid duration '2026-13-45'",
+    ),
+    "self-referencing anchor": ("scenarios: &a [*a]\n", "an anchor is used inside itself"),
+    "nesting 600 deep": ("scenarios: " + "[" * 600 + "]" * 600 + "\n", "nested deeper than 64"),
+    "alias bomb": (_bomb() + "scenarios: []\n", "an alias bomb is refused"),
+    "merge-key bomb": (_merge_bomb() + "scenarios: []\n", "an alias bomb is refused"),
+    "file too large": ("#" * (2 * 1024 * 1024) + "\n", "refused unread"),
+    "duplicate key": ("scenarios: []\nscenarios: []\n", "key 'scenarios' appears twice"),
+    "boolean interval": (
+        "scenarios:"
+        + goto("flag", "http://127.0.0.1:1/").replace("interval: 1s", "interval: true"),
+        "not a boolean",
+    ),
+    "400-digit duration": (
+        "scenarios:"
+        + goto("long", "http://127.0.0.1:1/").replace("interval: 1s", f"interval: {'9' * 400}s"),
+        "duration is too long",
+    ),
+    "${VAR} in a name": (
+        "scenarios:" + goto("${PROBE_USER}", "http://127.0.0.1:1/"),
+        "names are metric labels",
+    ),
+    "not a URL": ("scenarios:" + goto("nourl", "not a url at all"), "not an absolute http(s) URL"),
+    "unknown selector engine": (
+        "scenarios:"
+        + goto("engine", "http://127.0.0.1:1/")
+        + '          - click: "nosuchengine=foo"\n',
+        "unknown selector engine 'nosuchengine'",
+    ),
+    "script with a syntax error": (
+        "scenarios:\n"
+        "  - {name: scripted, interval: 1m, timeout: 30s, script: 'reload_broken:run'}\n",
+        "module 'reload_broken' has a syntax error",
+    ),
+}
+
+
+async def test_every_bad_file_is_rejected_live_and_the_next_good_one_applies(
+    serve: Serve, tmp_path: Path
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/"
+    served = await serve(goto("first", closed), env={"PROBER_CONFIG_POLL_INTERVAL": "1h"})
+    config = tmp_path / "scenarios.yaml"
+    (tmp_path / "reload_broken.py").write_text("async def run(page, step, params)\n    pass\n")
+    process = psutil.Process(served.process.pid)
+
+    def rejections() -> list[dict[str, object]]:
+        return [e for e in served.logs() if str(e["msg"]).startswith("scenario file rejected")]
+
+    for index, (category, (text, why)) in enumerate(BAD_RELOADS.items()):
+        before = len(rejections())
+        config.write_text(text)
+        served.process.send_signal(signal.SIGHUP)
+        await wait_until(lambda: len(rejections()) > before, within=60)  # noqa: B023
+        assert why in str(rejections()[-1]["why"]), category
+        # /metrics is rendered from a cache: it follows the log line shortly.
+        await served.until("prober_config_last_reload_successful", 0, within=30)
+        assert await served.value("prober_scenario_interval_seconds", scenario="first") == 1
+        assert process.memory_info().rss < 500 * 1024 * 1024, category
+
+        good = f"good_{index}"
+        config.write_text("scenarios:" + goto("first", closed) + goto(good, closed))
+        served.process.send_signal(signal.SIGHUP)
+        await served.until("prober_scenario_interval_seconds", 1, within=60, scenario=good)
+        await served.until("prober_config_last_reload_successful", 1, within=30)
+
+    log = served.log.read_text()
+    assert "Traceback" not in log
+    assert PASSWORD not in log and USER not in log
     assert await served.stop() == 0

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from prober.contracts.syntax import Selector, Url
 from prober.contracts.totp import Algorithm, normalize_seed, seed_problem
 
 # Actions whose YAML shorthand is a bare string, and the field that string fills.
@@ -30,17 +31,17 @@ class Goto(_Action):
     """Navigate; an HTTP error status (>= 400) fails the step like a user seeing an error page."""
 
     action: Literal["goto"]
-    url: str
+    url: Url
 
 
 class Click(_Action):
     action: Literal["click"]
-    selector: str
+    selector: Selector
 
 
 class Fill(_Action):
     action: Literal["fill"]
-    selector: str
+    selector: Selector
     value: str
 
 
@@ -84,13 +85,13 @@ class FillTotp(_Action):
 
 class Press(_Action):
     action: Literal["press"]
-    selector: str
+    selector: Selector
     key: str
 
 
 class WaitFor(_Action):
     action: Literal["wait_for"]
-    selector: str
+    selector: Selector
     state: Literal["attached", "detached", "visible", "hidden"] = "visible"
 
 
@@ -103,7 +104,7 @@ class ExpectText(_Action):
     """Wait for the element, then require its text to contain `text` (an assertion failure)."""
 
     action: Literal["expect_text"]
-    selector: str
+    selector: Selector
     text: str
 
 
@@ -133,14 +134,14 @@ def normalize_action(raw: Any) -> Any:
         )
     ((name, argument),) = raw.items()
     if name not in ACTION_NAMES:
-        raise ValueError(f"unknown action {name!r}; known actions: {', '.join(ACTION_NAMES)}")
+        raise ValueError(f"unknown action '{name}'; known actions: {', '.join(ACTION_NAMES)}")
     if isinstance(argument, dict):
         return {"action": name, **argument}
     if name in _SHORTHAND and isinstance(argument, str):
         return {"action": name, _SHORTHAND[name]: argument}
     if name in _SHORTHAND:
-        raise ValueError(f"action {name!r} takes a string or a mapping")
-    raise ValueError(f"action {name!r} takes a mapping, e.g. {_example(name)}")
+        raise ValueError(f"action '{name}' takes a string or a mapping")
+    raise ValueError(f"action '{name}' takes a mapping, e.g. {_example(name)}")
 
 
 def _example(name: str) -> str:

@@ -4,17 +4,13 @@ Every message names the file, the scenario and the field (or variable) at fault,
 the person reading it is an SRE looking at a crash-looping pod, not at a traceback.
 """
 
-import importlib.machinery
-import importlib.util
 import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -26,11 +22,13 @@ from pydantic import (
 )
 
 from prober.contracts.actions import Action, FillTotp, Goto, normalize_action
-from prober.contracts.durations import Duration
+from prober.contracts.durations import Duration, at_most
 from prober.contracts.result import DEFAULT_COMPONENT
+from prober.contracts.scriptcheck import script_problems
 from prober.contracts.secrets import Redactor, is_short
 from prober.contracts.slo import SLO
 from prober.contracts.tracecontext import check_propagation_host
+from prober.contracts.yamlload import YamlLoadError, load_yaml_file
 
 SCENARIO_NAME = r"^[a-z0-9_-]+$"
 STEP_NAME = r"^[a-z0-9_]+$"
@@ -45,6 +43,11 @@ _VAR = re.compile(
 )
 # A credential is a line or a key, not a file someone mounted by mistake.
 MAX_SECRET_FILE_BYTES = 64 * 1024
+# A file with thousands of faults gets the first few and a count, not a screenful each.
+MAX_LISTED = 10
+MAX_LINE = 300
+MAX_INTERVAL = 30 * 86400.0
+MAX_TIMEOUT = 3600.0
 
 
 class ConfigError(Exception):
@@ -68,13 +71,14 @@ class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=SCENARIO_NAME, max_length=63)
-    interval: Duration = Field(gt=0)
-    timeout: Duration = Field(gt=0)
+    interval: Annotated[Duration, at_most(MAX_INTERVAL)] = Field(gt=0)
+    timeout: Annotated[Duration, at_most(MAX_TIMEOUT)] = Field(gt=0)
     steps: list[Step] | None = Field(default=None, min_length=1)
     script: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     # Extra attempts after a failed or timed-out run (policy: prober/schedule/retries.py).
-    retries: int = Field(default=0, ge=0, le=10)
+    # Strict: YAML reads `yes`/`on` as true, and true must not become one retry.
+    retries: int = Field(default=0, ge=0, le=10, strict=True)
     # Objectives for `prober rules` (prober/slo/); steps of the declarative form may have own.
     slo: SLO | None = None
     # The component of every step that names none, and of the run's time outside steps.
@@ -102,7 +106,7 @@ class Scenario(BaseModel):
     @classmethod
     def _script_reference(cls, value: str | None) -> str | None:
         if value is not None and not _SCRIPT_REF.match(value):
-            raise ValueError(f"script {value!r} must look like 'package.module:function'")
+            raise ValueError(f"script '{value}' must look like 'package.module:function'")
         return value
 
     @model_validator(mode="after")
@@ -142,7 +146,7 @@ class Config:
     scenarios: tuple[Scenario, ...]
     secrets: tuple[str, ...]
     files: tuple[Path, ...] = ()
-    # Variables whose values are too short to mask in free text (prober.secrets).
+    # Variables whose values are too short to mask in free text (prober.contracts.secrets).
     short_secret_variables: tuple[str, ...] = ()
 
     def scenario(self, name: str) -> Scenario:
@@ -150,7 +154,7 @@ class Config:
             if scenario.name == name:
                 return scenario
         known = ", ".join(s.name for s in self.scenarios)
-        raise ConfigError(f"{self.path}: no scenario named {name!r}; scenarios: {known}")
+        raise ConfigError(f"{self.path}: no scenario named '{name}'; scenarios: {known}")
 
 
 def load_config(
@@ -164,17 +168,39 @@ def load_config(
     `read_files=False` leaves `${file:...}` references as written: `prober rules` runs in
     CI, where the mounted Secrets do not exist and their values do not matter."""
     path = Path(path)
-    environ = os.environ if environ is None else environ
-    raw = _read_yaml(path)
+    """Read, expand and validate a scenario file; raise ConfigError with a human message.
+
+    `read_files=False` leaves `${file:...}` references as written: `prober rules` runs in
+    CI, where the mounted Secrets do not exist and their values do not matter."""
+    path = Path(path)
+    try:
+        return _load(path, os.environ if environ is None else environ, read_files)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a bug of ours: still one line, and no value quoted
+        raise ConfigError(
+            f"{path}: cannot load scenario file (unexpected {type(exc).__name__})"
+        ) from None
+
+
+def _load(path: Path, environ: Mapping[str, str], read_files: bool) -> Config:
+    try:
+        raw = load_yaml_file(path)
+    except YamlLoadError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'scenarios' list at the top")
     expansion = _Expansion(path, raw, environ, read_files=read_files)
     expanded = expansion.expand(raw, ())
     secrets = expansion.secrets  # where it came from (a variable, a file) -> value
     # Messages quote offending values, which may have come from the environment.
     redact = Redactor(secrets.values())
+    if expansion.problems:
+        raise _report(expansion.problems, redact)
     try:
         parsed = ScenarioFile.model_validate(expanded)
     except ValidationError as exc:
-        raise ConfigError(redact(_describe(path, raw, exc))) from None
+        raise _report(_describe(path, raw, exc), redact) from None
     # A TOTP seed is a credential even when written into the file literally.
     for scenario in parsed.scenarios:
         for step in scenario.steps or ():
@@ -182,12 +208,17 @@ def load_config(
                 if isinstance(action, FillTotp):
                     for index, seed in enumerate(action.secrets()):
                         secrets[f"fill_totp seed of {scenario.name}/{step.name} ({index})"] = seed
-    try:
-        for scenario in parsed.scenarios:
-            if scenario.script is not None:
-                _check_importable(path, scenario)
-    except ConfigError as exc:
-        raise ConfigError(redact(str(exc))) from None
+    scripts = [s for s in parsed.scenarios if s.script is not None]
+    # Where the worker will look first: the directory the file was given in (a
+    # ConfigMap's stable mount, not the timestamped directory behind its symlink).
+    found = script_problems([s.script for s in scripts if s.script], [str(path.absolute().parent)])
+    problems = [
+        f"{path}: scenario '{s.name}': script: {found[s.script]}"
+        for s in scripts
+        if s.script in found
+    ]
+    if problems:
+        raise _report(problems, Redactor(secrets.values()))
     return Config(
         path=path,
         scenarios=tuple(parsed.scenarios),
@@ -197,27 +228,30 @@ def load_config(
     )
 
 
-def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: scenario file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read scenario file: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with a 'scenarios' list at the top")
-    return data
+def _report(problems: list[str], redact: Redactor) -> ConfigError:
+    """The first few problems, masked, one line each, then how many more there are.
+
+    Masked before anything is escaped or cut: an escaped or truncated secret would no
+    longer match its mask.
+    """
+    lines = [_one_line(redact(problem)) for problem in problems[:MAX_LISTED]]
+    if len(problems) > MAX_LISTED:
+        lines.append(f"... and {len(problems) - MAX_LISTED:,} more")
+    return ConfigError("\n".join(lines))
+
+
+def _one_line(text: str) -> str:
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    return text if len(text) <= MAX_LINE else text[: MAX_LINE - 1] + "…"
+
+
+# Names become metric labels, API paths and status-page text: never from the environment.
+_LITERAL = (("scenarios", int, "name"), ("scenarios", int, "steps", int, "name"))
 
 
 class _Expansion:
-    """Replaces `${...}` in every string of the file, remembering secrets and files read."""
+    """Replaces `${...}` in every string of the file, remembering secrets, files read and
+    every problem (a file with thousands gets the first few and a count)."""
 
     def __init__(
         self, path: Path, root: Any, environ: Mapping[str, str], *, read_files: bool
@@ -228,6 +262,7 @@ class _Expansion:
         self.read_files = read_files
         self.secrets: dict[str, str] = {}
         self.files: list[Path] = []
+        self.problems: list[str] = []
 
     def expand(self, value: Any, loc: tuple[str | int, ...]) -> Any:
         if isinstance(value, dict):
@@ -235,6 +270,12 @@ class _Expansion:
         if isinstance(value, list):
             return [self.expand(v, (*loc, i)) for i, v in enumerate(value)]
         if not isinstance(value, str):
+            return value
+        if "$" in value and any(_matches(loc, shape) for shape in _LITERAL):
+            self.problems.append(
+                f"{_where(self.path, self.root, loc)}: names are metric labels and must be "
+                "written out, not taken from ${VAR}"
+            )
             return value
         return _VAR.sub(lambda match: self._substitute(match, loc), value)
 
@@ -245,14 +286,19 @@ class _Expansion:
         if file is not None and not self.read_files:
             return match.group(0)
         if file is not None:
-            value = self._read_file(file.strip(), loc)
+            try:
+                value = self._read_file(file.strip(), loc)
+            except ConfigError as exc:
+                self.problems.append(str(exc))
+                return ""
             self.secrets[f"file:{file.strip()}"] = value
             return value
         name = prefixed or bare
         if name not in self.environ:
-            raise ConfigError(
+            self.problems.append(
                 f"{_where(self.path, self.root, loc)}: environment variable {name} is not set"
             )
+            return ""
         value = self.environ[name]
         if kind != "public":  # a credential unless the file says it is not
             self.secrets[name] = value
@@ -285,24 +331,11 @@ class _Expansion:
         return value
 
 
-def _check_importable(path: Path, scenario: Scenario) -> None:
-    """Find the script's module without running it, so a typo fails `check`, not 3am."""
-    assert scenario.script is not None
-    top_level = scenario.script.partition(":")[0].split(".")[0]
-    # The worker puts the scenario file's directory first on sys.path; look there too.
-    search_path = [str(path.resolve().parent), *sys.path]
-    try:
-        found = (
-            importlib.machinery.PathFinder.find_spec(top_level, search_path) is not None
-            or importlib.util.find_spec(top_level) is not None
-        )
-    except (ImportError, ValueError):
-        found = False
-    if not found:
-        raise ConfigError(
-            f"{path}: scenario {scenario.name!r}: script: "
-            f"module {top_level!r} cannot be found next to the scenario file or on the Python path"
-        )
+def _matches(loc: tuple[str | int, ...], shape: tuple[str | type, ...]) -> bool:
+    return len(loc) == len(shape) and all(
+        isinstance(part, want) if isinstance(want, type) else part == want
+        for part, want in zip(loc, shape, strict=True)
+    )
 
 
 _FRIENDLY = {
@@ -311,12 +344,37 @@ _FRIENDLY = {
 }
 
 
-def _describe(path: Path, raw: Any, error: ValidationError) -> str:
+def _describe(path: Path, raw: Any, error: ValidationError) -> list[str]:
     lines = []
     for item in error.errors(include_url=False):
         message = _FRIENDLY.get(item["type"]) or item["msg"].removeprefix("Value error, ")
+        written = _written(raw, item["loc"])
+        names = (
+            [m.group(0) for m in _VAR.finditer(written) if m.group(0) != "$$"]
+            if isinstance(written, str)
+            else []
+        )
+        if names:
+            # Name the variables, never the value they brought in.
+            message += f" (the value of {', '.join(names)})"
+        elif isinstance(written, str) and written not in message:
+            # As written in the file (no ${VAR} in it), so safe to shorten.
+            shown = written if len(written) <= 60 else written[:59] + "…"
+            message += f" (got '{shown}')"
+        elif isinstance(written, bool):
+            message += f" (got {str(written).lower()}: YAML reads yes/no/on/off as booleans)"
         lines.append(f"{_where(path, raw, item['loc'])}: {message}")
-    return "\n".join(lines)
+    return lines
+
+
+def _written(raw: Any, loc: tuple[str | int, ...]) -> Any:
+    """The value as written in the file at `loc` (a shorthand action's string, too)."""
+    node = raw
+    for key in loc:
+        if isinstance(node, str):
+            return node  # `goto: "..."`: pydantic's loc goes on into the tagged form
+        node = _child(node, key)
+    return node
 
 
 def _where(path: Path, raw: Any, loc: tuple[str | int, ...]) -> str:
@@ -328,7 +386,7 @@ def _where(path: Path, raw: Any, loc: tuple[str | int, ...]) -> str:
         child = _child(node, key)
         if index == 1 and loc[0] == "scenarios" and isinstance(key, int):
             name = child.get("name") if isinstance(child, dict) else None
-            parts.append(f"scenario {name!r}" if name else f"scenario #{key + 1}")
+            parts.append(f"scenario '{name}'" if isinstance(name, str) else f"scenario #{key + 1}")
         elif isinstance(key, int):
             label = f"[{key}]"
             if isinstance(child, dict) and isinstance(child.get("name"), str):

@@ -40,6 +40,8 @@ class Reason(StrEnum):
     ASSERTION = "assertion"
     SCRIPT = "script"
     CRASH = "crash"
+    # A selector or URL in our own file that no browser accepts (result=error).
+    CONFIG = "config"
 
 
 # How far a document got, each in seconds from its navigation's start: the `phase` label.

@@ -126,7 +126,7 @@ class ProberMetrics:
         self.step_failures = Counter(
             "prober_step_failures_total",
             "Failed steps by reason (timeout, navigation, selector, assertion, script, "
-            "crash) and the component the step exercises.",
+            "crash, config) and the component the step exercises.",
             ("scenario", "step", "reason", "component", *extra),
             registry=registry,
         )

@@ -101,20 +101,33 @@ class ConfigReloader:
             current = self._fingerprints()
             if requested or current != self._seen:
                 self._seen = current
-                await self.reload("SIGHUP" if requested else "scenario or secret file changed")
+                try:
+                    await self.reload("SIGHUP" if requested else "scenario or secret file changed")
+                except Exception as exc:
+                    # Never the end of watching: the next file, or SIGHUP, must still apply.
+                    log.error(
+                        "scenario file reload failed; watching on",
+                        extra={"trigger": "watch", "why": f"unexpected {type(exc).__name__}"},
+                    )
+                    self._metrics.config_loaded(False, time.time())
 
     def _fingerprints(self) -> tuple[Fingerprint, ...]:
         """The scenario file's and every secret file's, from the last applied config."""
         return tuple(fingerprint(path) for path in (self.path, *self._files))
 
     async def reload(self, trigger: str) -> bool:
-        """Load, validate and apply the file; on any problem keep what is running."""
+        """Load, validate and apply the file; on any problem keep what is running.
+
+        load_config bounds its own time and memory (prober.contracts.yamlload), so a hostile file
+        costs seconds, and the thread it runs in cannot outlive shutdown for long.
+        """
         try:
             config = await asyncio.to_thread(load_config, self.path)
-        except ConfigError as exc:
+        except Exception as exc:
+            why = str(exc) if isinstance(exc, ConfigError) else f"unexpected {type(exc).__name__}"
             log.error(
                 "scenario file rejected; the previous scenarios keep running",
-                extra={"trigger": trigger, "why": str(exc)},
+                extra={"trigger": trigger, "why": why},
             )
             self._metrics.config_loaded(False, time.time())
             return False

@@ -277,13 +277,18 @@ def generate(path: str | os.PathLike[str], fmt: Format = "rules") -> str:
 
 
 class _Unexpanded(Mapping[str, str]):
-    """The environment, where an unset variable stands for itself (`${APP_URL}`)."""
+    """The environment, where an unset variable stands for a placeholder.
+
+    The placeholder is a URL that never resolves (RFC 6761 `.invalid`) because the usual
+    unset variable is a base URL (`${public:APP_URL}/login`), which must still pass the
+    schema's URL check; rules never look at it.
+    """
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
 
     def __getitem__(self, name: str) -> str:
-        return self._environ.get(name, "${" + name + "}")
+        return self._environ.get(name, f"http://{name.lower().replace('_', '-')}.invalid")
 
     def __contains__(self, name: object) -> bool:
         return True

@@ -21,6 +21,17 @@ _CRASH_MARKERS = (
     "browser closed",
     "connection closed",
 )
+# Playwright's words for a selector or URL that cannot be valid on any page: our
+# file is wrong (most are refused by `prober check` already; these got past it, e.g.
+# through a script or a ${VAR}), so this is `error`, never the target's `failure`.
+_CONFIG_MARKERS = (
+    "while parsing css selector",
+    "while parsing selector",
+    "malformed selector",
+    "is not a valid xpath expression",
+    "cannot navigate to invalid url",
+    "net::err_invalid_url",
+)
 
 
 def classify(exc: BaseException) -> tuple[Outcome, Reason]:
@@ -37,6 +48,8 @@ def classify(exc: BaseException) -> tuple[Outcome, Reason]:
         return Outcome.ERROR, Reason.SCRIPT
     if isinstance(exc, PlaywrightError):
         text = exc.message.lower()
+        if any(marker in text for marker in _CONFIG_MARKERS):
+            return Outcome.ERROR, Reason.CONFIG
         if any(marker in text for marker in _CRASH_MARKERS):
             return Outcome.ERROR, Reason.CRASH
         if "net::err_" in text or "navigat" in text:

@@ -24,8 +24,13 @@ scenarios:
         actions:
           - fill: {selector: "input[name=password]", value: "${PROBE_PASSWORD}"}
           - click: "button[type=submit]"
-          - goto: "/literal/$$HOME"
+          - goto: "http://app/literal/$$HOME"
 """
+
+
+# What the corpus' `${PROBER_TEST_SECRET}` expands to, as in tests/test_cli.py: quotes,
+# markup and a backslash, so that a message quoting it escaped would show.
+SECRET = "Zq7'\"<>&\\x=1 p@ss"
 
 
 @pytest.mark.parametrize("path", BAD_CONFIGS, ids=lambda p: p.stem)
@@ -34,9 +39,10 @@ def test_every_bad_file_is_one_config_error_naming_file_and_field(path: Path) ->
         path.read_text().splitlines()[0].removeprefix("# expect: ") if path.read_text() else ""
     )
     with pytest.raises(ConfigError) as raised:
-        load_config(path, environ={})
+        load_config(path, environ={"PROBER_TEST_SECRET": SECRET})
     assert str(raised.value).startswith(f"{path}: ")
     assert expected in str(raised.value)
+    assert SECRET not in str(raised.value)
 
 
 def test_a_good_file_expands_variables_and_remembers_them_as_secrets(tmp_path: Path) -> None:
@@ -55,7 +61,7 @@ def test_a_good_file_expands_variables_and_remembers_them_as_secrets(tmp_path: P
     assert scenario.steps[1].actions == [
         Fill(action="fill", selector="input[name=password]", value="pw$1"),
         Click(action="click", selector="button[type=submit]"),
-        Goto(action="goto", url="/literal/$HOME"),  # `$$` is a literal dollar
+        Goto(action="goto", url="http://app/literal/$HOME"),  # `$$` is a literal dollar
     ]
     assert set(config.secrets) == {"http://app", "pw$1"}
     assert config.scenario("sso-login") is scenario
@@ -64,7 +70,7 @@ def test_a_good_file_expands_variables_and_remembers_them_as_secrets(tmp_path: P
 def test_an_unknown_scenario_name_lists_the_known_ones(tmp_path: Path) -> None:
     path = tmp_path / "scenarios.yaml"
     path.write_text(GOOD)
-    config = load_config(path, environ={"APP_URL": "x", "PROBE_PASSWORD": "y"})
+    config = load_config(path, environ={"APP_URL": "http://x", "PROBE_PASSWORD": "y"})
     with pytest.raises(ConfigError, match="no scenario named 'sso'; scenarios: sso-login"):
         config.scenario("sso")
 
@@ -73,5 +79,7 @@ def test_a_message_quoting_an_expanded_value_masks_it(tmp_path: Path) -> None:
     path = tmp_path / "scenarios.yaml"
     path.write_text(GOOD.replace("interval: 1m30s", "interval: ${INTERVAL}"))
     with pytest.raises(ConfigError) as raised:
-        load_config(path, environ={"APP_URL": "x", "PROBE_PASSWORD": "y", "INTERVAL": "soon-ish"})
+        load_config(
+            path, environ={"APP_URL": "http://x", "PROBE_PASSWORD": "y", "INTERVAL": "soon-ish"}
+        )
     assert "soon-ish" not in str(raised.value) and MASK in str(raised.value)

@@ -56,7 +56,7 @@ def test_a_relative_secret_file_is_next_to_the_scenario_file(tmp_path: Path) -> 
     (tmp_path / "credentials").mkdir()
     (tmp_path / "credentials" / "password").write_text("relative-secret")
     path = write(tmp_path, "${file:credentials/password}")
-    assert first_fill(path, {"APP_URL": "x"})[1] == "relative-secret"
+    assert first_fill(path, {"APP_URL": "http://x"})[1] == "relative-secret"
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_an_unusable_secret_file_names_the_file_and_scenario(
     prepare(secret)  # type: ignore[operator]
     path = write(tmp_path, "${file:" + str(secret) + "}", name="sso-login")
     with pytest.raises(ConfigError) as caught:
-        load_config(path, {"APP_URL": "x"})
+        load_config(path, {"APP_URL": "http://x"})
     message = str(caught.value)
     assert message.startswith(f"{path}: scenario 'sso-login': steps[0] (home).actions[1].fill")
     assert f"secret file {secret} {why}" in message
@@ -90,7 +90,7 @@ def test_an_unreadable_secret_file_never_prints_its_value(tmp_path: Path) -> Non
     secret.chmod(0)
     path = write(tmp_path, "${file:" + str(secret) + "}")
     with pytest.raises(ConfigError) as caught:
-        load_config(path, {"APP_URL": "x"})
+        load_config(path, {"APP_URL": "http://x"})
     assert "Permission denied" in str(caught.value)
     assert "do-not-print-me" not in str(caught.value)
 

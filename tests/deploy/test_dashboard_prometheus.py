@@ -276,8 +276,13 @@ def stack(tmp_path: Path) -> Iterator[Prometheus]:
             conf = tmp_path / pod
             conf.mkdir()
             (conf / "scenarios.yaml").write_text("scenarios:" + scenarios)
+            # Importable by `prober check` (which serve's load runs), broken in the worker:
+            # a dependency missing where the runs happen.
             (conf / "broken_probe.py").write_text(
-                "import module_that_does_not_exist\n\nasync def run(page, step, params): ...\n"
+                "import sys\n\n"
+                "if 'playwright' in sys.modules:  # the worker has it, check does not\n"
+                "    import module_that_does_not_exist\n\n"
+                "async def run(page, step, params): ...\n"
             )
             ports[pod] = free_port()
             spawn(

@@ -59,7 +59,7 @@ async def probe(tmp_path: Path) -> AsyncIterator[Probe]:
         scenarios(
             stub_scenario("keep"),
             stub_scenario("change"),
-            stub_scenario("gone", "stub://sleep/2"),
+            stub_scenario("gone", "http://stub.invalid/sleep/2"),
         ),
     )
     config = load_config(path)
@@ -179,3 +179,40 @@ async def test_scripts_beside_a_configmap_file_still_import_after_a_swap(
     result = await runner.run(config.scenario("scripted"))
     # The script imported; the run then fails on the browser we pointed nowhere.
     assert result.error is not None and result.error.startswith("browser launch failed")
+
+
+async def test_an_unexpected_exception_never_ends_the_watcher(
+    probe: Probe, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug of ours in loading or applying a file must not leave later files ignored."""
+    import prober.schedule.reload
+
+    calls: list[Path] = []
+
+    def load_or_fail(path: Path) -> object:
+        calls.append(path)
+        if len(calls) == 1:
+            raise RecursionError("deep")
+        return load_config(path)
+
+    monkeypatch.setattr(prober.schedule.reload, "load_config", load_or_fail)
+    publish(probe.mount, scenarios(stub_scenario("keep")))
+    await wait_until(lambda: probe.value("prober_config_last_reload_successful") == 0)
+    rejected = [r for r in caplog.records if r.getMessage().startswith("scenario file rejected")]
+    assert rejected and rejected[-1].why == "unexpected RecursionError"  # type: ignore[attr-defined]
+
+    # An exception while applying, this time: logged, counted, and still watching.
+    apply = probe.reloader.apply
+    monkeypatch.setattr(probe.reloader, "apply", lambda *a: (_ for _ in ()).throw(KeyError("x")))
+    publish(probe.mount, scenarios(stub_scenario("keep"), stub_scenario("one")))
+    await wait_until(
+        lambda: any(
+            r.getMessage().startswith("scenario file reload failed") for r in caplog.records
+        )
+    )
+    assert probe.value("prober_config_last_reload_successful") == 0
+
+    monkeypatch.setattr(probe.reloader, "apply", apply)
+    publish(probe.mount, scenarios(stub_scenario("keep"), stub_scenario("two")))
+    await wait_until(lambda: probe.value("prober_config_last_reload_successful") == 1)
+    assert set(probe.scheduler.scenarios) == {"keep", "two"}

@@ -20,7 +20,7 @@ CONFIG = """\
         interval: 30s
         timeout: 10s
         slo: {objective: 99.9%, window: 30d}
-        script: "json:loads"
+        script: "asyncio:sleep"
       - name: alpha
         interval: 30s
         timeout: 10s

@@ -1,9 +1,11 @@
 """A browserless stand-in for `python -m prober.worker`, for tests where Chromium is not the point.
 
 It reads the same specs and speaks the same protocol (prober.contracts.protocol). Each
-declarative step's `goto` URL says what the step does: `stub://ok`,
-`stub://sleep/SECONDS`, `stub://fail`, `stub://hang` (block without reporting, so the
-parent kills it at the timeout).
+declarative step's `goto` URL says what the step does (`.invalid` never resolves, and
+the config accepts only real http(s) URLs): `http://stub.invalid/ok`,
+`http://stub.invalid/sleep/SECONDS`, `http://stub.invalid/fail`,
+`http://stub.invalid/hang` (block without reporting, so the parent kills it at the
+timeout).
 """
 
 import os
@@ -31,11 +33,11 @@ def main() -> int:
         url = next(getattr(a, "url", "") for a in step.actions if a.action == "goto")
         emit(protocol.StepStarted(step=step.name))
         step_started = time.monotonic()
-        if url.startswith("stub://sleep/"):
+        if url.startswith("http://stub.invalid/sleep/"):
             time.sleep(float(url.rsplit("/", 1)[1]))
-        elif url == "stub://hang":
+        elif url == "http://stub.invalid/hang":
             time.sleep(3600)
-        elif url == "stub://fail":
+        elif url == "http://stub.invalid/fail":
             emit(protocol.StepFinished(step=step.name, duration_seconds=0.0, ok=False))
             emit(
                 protocol.RunFinished(

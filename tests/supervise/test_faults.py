@@ -379,10 +379,12 @@ async def test_faulty_scenarios_never_stop_the_scheduler_or_lose_a_run(
         write_config(
             "scenarios:"
             + stub_scenario("healthy")
-            + stub_scenario("fails", "stub://fail")
+            + stub_scenario("fails", "http://stub.invalid/fail")
             # Room for the stub's start-up (it imports the protocol) before it hangs.
-            + stub_scenario("hangs", "stub://hang").replace("timeout: 10s", "timeout: 4s")
-            + stub_scenario("slow", "stub://sleep/0.5")
+            + stub_scenario("hangs", "http://stub.invalid/hang").replace(
+                "timeout: 10s", "timeout: 4s"
+            )
+            + stub_scenario("slow", "http://stub.invalid/sleep/0.5")
         )
     )
     registry = CollectorRegistry()

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+import pytest
+
 from prober.contracts.config import Config
 from prober.contracts.result import Outcome, Reason
 from prober.supervise.runner import WorkerRunner
@@ -184,7 +186,7 @@ async def test_script_raising_inside_a_step_is_a_failure_of_that_step(
 async def test_script_that_cannot_import_is_an_error_not_a_target_failure(
     write_config: Callable[[str], Path], load: Load, make_runner: MakeRunner, tmp_path: Path
 ) -> None:
-    (tmp_path / "broken_checks.py").write_text("import not_installed_anywhere\n")
+    (tmp_path / "broken_checks.py").write_text("async def run(page, step, params):\n    pass\n")
     config = load(
         write_config("""
         scenarios:
@@ -194,10 +196,57 @@ async def test_script_that_cannot_import_is_an_error_not_a_target_failure(
             script: "broken_checks:run"
         """)
     )
+    # Checked at load; broken afterwards (a dependency went away under a running pod).
+    (tmp_path / "broken_checks.py").write_text("import not_installed_anywhere\n")
     result = await make_runner(config).run(config.scenario("scripted"))
 
     assert result.result is Outcome.ERROR
     assert result.error and "not_installed_anywhere" in result.error
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "page.locator('[[[[').click()",
+        "page.locator('nosuchengine=foo').click()",
+        "page.locator('div:has-text=x').wait_for()",
+        "page.locator('xpath=//[').click()",
+        "page.goto('not a url at all')",
+    ],
+)
+async def test_selector_or_url_no_browser_accepts_is_a_config_error_not_a_failure(
+    write_config: Callable[[str], Path],
+    load: Load,
+    make_runner: MakeRunner,
+    tmp_path: Path,
+    call: str,
+) -> None:
+    """A typo in our own scenario must not page as "target down" (result=failure)."""
+    (tmp_path / "typo_checks.py").write_text(
+        "async def run(page, step, params):\n"
+        "    async with step('home'):\n"
+        "        await page.goto(params['url'])\n"
+        "    async with step('typo'):\n"
+        f"        await {call}\n"
+    )
+    config = load(
+        write_config("""
+        scenarios:
+          - name: scripted
+            interval: 60s
+            timeout: 20s
+            script: "typo_checks:run"
+            params: {url: "${APP_URL}"}
+        """)
+    )
+    result = await make_runner(config).run(config.scenario("scripted"))
+
+    assert (result.result, result.failed_step, result.reason) == (
+        Outcome.ERROR,
+        "typo",
+        Reason.CONFIG,
+    ), result.error
+    assert [(s.name, s.ok) for s in result.steps] == [("home", True), ("typo", False)]
 
 
 async def test_missing_browser_is_an_error(write_config: Callable[[str], Path], load: Load) -> None:
