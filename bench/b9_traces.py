@@ -1,4 +1,4 @@
-"""B7: CPU cost per run of traces: `traceparent` routing, and OTLP export on vs off.
+"""B9: CPU cost per run of traces: `traceparent` routing, and OTLP export on vs off.
 
 Three runners take turns on the same demo sign-in, round after round, in one process:
 
@@ -54,7 +54,7 @@ def cpu() -> float:
 
 async def receiver_process() -> tuple[asyncio.subprocess.Process, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.b7_traces", "--receiver", stdout=asyncio.subprocess.PIPE
+        sys.executable, "-m", "bench.b9_traces", "--receiver", stdout=asyncio.subprocess.PIPE
     )
     assert process.stdout is not None
     port = int((await process.stdout.readline()).decode())
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     rounds = 3 if args.quick else args.rounds
     report = asyncio.run(measure(rounds, args.pause))
-    print(f"B7 trace cost, CPU per run ({rounds} rounds, load {report['loadavg_before'][0]:.2f})")
+    print(f"B9 trace cost, CPU per run ({rounds} rounds, load {report['loadavg_before'][0]:.2f})")
     for mode in MODES:
         r = report[mode]
         print(f"  {mode:<10} median {r['median']:.3f}s CPU  mean {r['mean']:.3f}s")
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"  building + encoding one run's spans: {report['encode_seconds_per_run'] * 1e6:.0f} us"
         f"; failed runs {report['failed_runs']}"
     )
-    print(f"  -> {write_result('b7_traces', report)}")
+    print(f"  -> {write_result('b9_traces', report)}")
     return report
 
 
