@@ -40,6 +40,9 @@ class Reason(StrEnum):
     ASSERTION = "assertion"
     SCRIPT = "script"
     CRASH = "crash"
+    # The server's certificate was not trusted (expired, wrong name, unknown CA: see
+    # PROBER_CA_FILE): the target failed, but an SRE fixes it in a different place.
+    TLS = "tls"
 
 
 # How far a document got, each in seconds from its navigation's start: the `phase` label.
@@ -75,6 +78,39 @@ class PageTiming:
     cumulative_layout_shift: float | None = None
 
 
+# Why a request counts as failed: the `kind` label of prober_step_failed_requests_total.
+RequestFailure = Literal["network", "http_4xx", "http_5xx"]
+REQUEST_FAILURES: tuple[RequestFailure, ...] = get_args(RequestFailure)
+
+
+@dataclass(frozen=True)
+class StepRequests:
+    """How many requests the page made while a step ran, and how many of those failed.
+
+    A request belongs to the step running when the page issued it (prober.worker.network).
+    """
+
+    step: str
+    requests: int
+    network: int = 0
+    http_4xx: int = 0
+    http_5xx: int = 0
+
+
+@dataclass(frozen=True)
+class FailedRequest:
+    """One request that got no answer (`error`) or an HTTP status >= 400 (`status`).
+
+    `url` has its query values masked and secrets masked, so it is safe to show.
+    """
+
+    step: str
+    method: str
+    url: str
+    status: int | None = None
+    error: str | None = None
+
+
 @dataclass(frozen=True)
 class RunResult:
     """One run. `duration_seconds` covers the steps, not the browser launch (that is separate)."""
@@ -96,6 +132,9 @@ class RunResult:
     # Why artifacts of this run could not be kept (disk full, read-only...), redacted.
     artifact_error: str | None = None
     page_timings: tuple[PageTiming, ...] = ()
+    # Per step that made requests; the failed ones listed below are the first few only.
+    request_counts: tuple[StepRequests, ...] = ()
+    failed_requests: tuple[FailedRequest, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from prober.scenario.api import ScriptFunction, StepTimer
 from prober.worker.actions import perform
 from prober.worker.capture import Capture
 from prober.worker.failures import classify, describe
+from prober.worker.network import RequestLog
 from prober.worker.timings import PageTimingProbe
 
 # How long closing the browser may take after the result is out; the parent kills the
@@ -61,6 +63,8 @@ class EventStream:
         self.failed_step: str | None = None
         # The step running or, between steps, the one that just ran: it owns new pages.
         self.latest_step: str | None = None
+        # Called as each step and the run end, before their events (request counts).
+        self.before_end: Callable[[], None] = lambda: None
 
     def emit(self, event: Event) -> None:
         os.write(self._fd, encode(event, self.redact))
@@ -72,6 +76,7 @@ class EventStream:
     def step_finished(
         self, name: str, component: str, duration: float, error: BaseException | None
     ) -> None:
+        self.before_end()
         if error is None:
             self.emit(
                 StepFinished(step=name, component=component, duration_seconds=duration, ok=True)
@@ -97,6 +102,7 @@ class EventStream:
         error: str | None = None,
         reason: Reason | None = None,
     ) -> None:
+        self.before_end()
         self.emit(
             RunFinished(
                 result=result,
@@ -202,11 +208,14 @@ async def execute(spec: WorkerSpec, events: EventStream, starter: BrowserStarter
     if capture:
         capture.prepare()
     timings = PageTimingProbe(lambda: events.latest_step, events.emit)
+    requests = RequestLog(lambda: events.latest_step, events.emit)
+    events.before_end = requests.flush
     launch_started = time.monotonic()
     try:
         async with asyncio.timeout_at(spec.soft_deadline):
             browser = await starter.browser()
             context = await browser.new_context()
+            requests.install(context)
             page = await context.new_page()
             await timings.install(context, page)
             if capture:
