@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from prober.contracts.config import COMPONENT_NAME, Step
 from prober.contracts.result import (
     DEFAULT_COMPONENT,
+    Certificate,
     FailedRequest,
     Outcome,
     PageTiming,
@@ -37,6 +38,10 @@ MAX_TEXT = 600
 MAX_PLAUSIBLE_SECONDS = 3600.0
 # Failed requests a run lists one by one (its counts cover all of them).
 MAX_FAILED_REQUESTS = 20
+# Certificate hosts one run reports: each is a label value of the expiry metric.
+MAX_CERTIFICATE_HOSTS = 10
+# A host as prober.worker.network.certificate_host writes it: name or address, port.
+HOST_LABEL = r"^(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(:[0-9]{1,5})?$"
 
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 # A label value (prober_component_*): only what the scenario file allows.
@@ -54,6 +59,8 @@ class LaunchSpec(BaseModel):
     # Launch the browser at once, rather than when the WorkerSpec arrives. The driver is
     # always started at once.
     launch_browser: bool = True
+    # PROBER_CA_FILE: private CAs the browser trusts (prober.worker.trust).
+    ca_file: str | None = None
 
 
 class WorkerSpec(BaseModel):
@@ -170,6 +177,17 @@ class RequestFailed(_Event):
         return FailedRequest(self.step, self.method, self.url, self.status, self.error)
 
 
+class CertificateSeen(_Event):
+    """An HTTPS main-frame document's server certificate: its host and notAfter."""
+
+    event: Literal["certificate"] = "certificate"
+    host: Annotated[str, Field(pattern=HOST_LABEL, max_length=260)]
+    expires_at: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+    def certificate(self) -> Certificate:
+        return Certificate(self.host, self.expires_at)
+
+
 class ArtifactKept(_Event):
     """A complete, scrubbed file now under its final name in the artifacts directory."""
 
@@ -202,6 +220,7 @@ Event = Annotated[
     | PageTimingReported
     | RequestsCounted
     | RequestFailed
+    | CertificateSeen
     | ArtifactKept
     | ArtifactFailed
     | RunFinished,

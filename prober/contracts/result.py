@@ -112,6 +112,18 @@ class FailedRequest:
 
 
 @dataclass(frozen=True)
+class Certificate:
+    """The server certificate of an HTTPS document the run loaded (main frames only).
+
+    `host` is lower-case, with the port unless it is 443: another port is another server.
+    """
+
+    host: str
+    # Unix time of the certificate's notAfter.
+    expires_at: float
+
+
+@dataclass(frozen=True)
 class RunResult:
     """One run. `duration_seconds` covers the steps, not the browser launch (that is separate)."""
 
@@ -135,6 +147,7 @@ class RunResult:
     # Per step that made requests; the failed ones listed below are the first few only.
     request_counts: tuple[StepRequests, ...] = ()
     failed_requests: tuple[FailedRequest, ...] = ()
+    certificates: tuple[Certificate, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -12,10 +12,12 @@ import signal
 from dataclasses import dataclass, field
 
 from prober.contracts.protocol import (
+    MAX_CERTIFICATE_HOSTS,
     MAX_FAILED_REQUESTS,
     ArtifactFailed,
     ArtifactKept,
     BrowserLaunched,
+    CertificateSeen,
     Event,
     PageTimingReported,
     ProtocolError,
@@ -28,6 +30,7 @@ from prober.contracts.protocol import (
 )
 from prober.contracts.result import (
     DEFAULT_COMPONENT,
+    Certificate,
     FailedRequest,
     Outcome,
     PageTiming,
@@ -72,6 +75,7 @@ class RunTracker:
     page_timings: list[PageTiming] = field(default_factory=list)
     request_counts: dict[str, StepRequests] = field(default_factory=dict)
     failed_requests: list[FailedRequest] = field(default_factory=list)
+    certificates: dict[str, Certificate] = field(default_factory=dict)
     artifacts: list[str] = field(default_factory=list)
     artifact_error: str | None = None
     # A step the worker reported as failed: a worker killed while it saves artifacts
@@ -112,6 +116,13 @@ class RunTracker:
                 # Whatever a worker sends: ours sends no more than this.
                 if len(self.failed_requests) < MAX_FAILED_REQUESTS:
                     self.failed_requests.append(event.failed())
+            case CertificateSeen(host=host):
+                # A host is a label value: never one that shows a secret, never too many.
+                known = host in self.certificates
+                if (known or len(self.certificates) < MAX_CERTIFICATE_HOSTS) and (
+                    self.redact(host) == host
+                ):
+                    self.certificates[host] = event.certificate()
             case ArtifactKept(name=name):
                 self.artifacts.append(name)
             case ArtifactFailed(error=error):
@@ -213,6 +224,7 @@ class RunTracker:
             page_timings=tuple(self.page_timings),
             request_counts=tuple(self.request_counts.values()),
             failed_requests=tuple(self.failed_requests),
+            certificates=tuple(self.certificates.values()),
         )
 
     def _garbage(self, line: bytes) -> None:

@@ -29,6 +29,7 @@ EVENTS: list[protocol.Event] = [
         url="https://idp.example/",
         error="net::ERR_CERT_AUTHORITY_INVALID",
     ),
+    protocol.CertificateSeen(host="idp.example.com:8443", expires_at=1_790_000_000.0),
     protocol.ArtifactKept(name="20261124T070512Z-3f9a1c2b-trace.zip"),
     protocol.ArtifactFailed(error="OSError: [Errno 28] No space left on device"),
     protocol.RunFinished(result=Outcome.FAILURE, duration_seconds=2.41, failed_step="login"),
@@ -66,6 +67,7 @@ def test_every_event_round_trips(event: protocol.Event) -> None:
         (b'{"event": "page_timing", "step": "x", "phases": {"tea_break": 1}}', "tea_break"),
         (b'{"event": "page_timing", "step": "x", "phases": {"load": "slow"}}', "load"),
         (b'{"event": "requests_counted", "step": "x", "requests": -1}', "requests"),
+        (b'{"event": "certificate", "host": "a b", "expires_at": 1}', "host"),
         (
             b'{"event": "request_failed", "step": "x", "method": "GET", "url": "/", "status": 200}',
             "status",

@@ -45,6 +45,7 @@ DOCUMENTED = {
             "error": None,
         }
     ],
+    "certificates": [{"host": "idp.example.com", "expires_at": 1_790_000_000.0}],
 }
 
 
