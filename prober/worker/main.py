@@ -222,7 +222,12 @@ async def execute(spec: WorkerSpec, events: EventStream, starter: BrowserStarter
     try:
         async with asyncio.timeout_at(spec.soft_deadline):
             browser = await starter.browser()
-            context = await browser.new_context()
+            har = capture.har_path() if capture else None
+            context = await (
+                browser.new_context(record_har_path=har, record_har_content="omit")
+                if har
+                else browser.new_context()
+            )
             requests.install(context)
             certificates.install(context)
             page = await context.new_page()
@@ -305,6 +310,8 @@ async def after_body(
                 await timings.read_last(page)
     if capture and (failed or spec.trace_on_success):
         await capture.keep_trace(context, deadline)
+    if capture and failed:
+        await capture.keep_har(context, deadline)
 
 
 def _report_deadline(spec: WorkerSpec) -> float:
