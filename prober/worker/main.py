@@ -251,10 +251,11 @@ async def execute(spec: WorkerSpec, events: EventStream, starter: BrowserStarter
     page.set_default_timeout(0)
     page.set_default_navigation_timeout(0)
     result, duration, error, reason = await run_body(spec, events, body, page)
-    await after_body(spec, result, context, page, timings, capture)
+    # Before the artifacts: keeping the HAR closes the context these reads need.
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout_at(_report_deadline(spec)):
             await certificates.settle()
+    await after_body(spec, result, context, page, timings, capture)
     events.run_finished(result, duration, error, reason)
 
 
