@@ -1,10 +1,12 @@
 """The tracker alone: events and an Ending in, one RunResult out, no process started."""
 
 from prober.contracts.protocol import (
+    MAX_CERTIFICATE_HOSTS,
     MAX_FAILED_REQUESTS,
     ArtifactFailed,
     ArtifactKept,
     BrowserLaunched,
+    CertificateSeen,
     PageTimingReported,
     RequestFailed,
     RequestsCounted,
@@ -14,6 +16,7 @@ from prober.contracts.protocol import (
     encode,
 )
 from prober.contracts.result import (
+    Certificate,
     FailedRequest,
     Outcome,
     PageTiming,
@@ -195,6 +198,20 @@ def test_request_counts_are_the_latest_per_step_and_failures_are_capped() -> Non
     assert result.request_counts == (StepRequests("home", 4, http_5xx=1),)
     assert len(result.failed_requests) == MAX_FAILED_REQUESTS
     assert result.failed_requests[0] == FailedRequest("home", "GET", "/0", status=500)
+
+
+def test_certificate_hosts_are_capped_and_never_show_a_secret() -> None:
+    t = tracker()
+    launched(t, "home", at=100.0)
+    t.feed(CertificateSeen(host=f"{SECRET}.example", expires_at=2e9), now=100.1)
+    for n in range(MAX_CERTIFICATE_HOSTS + 2):
+        t.feed(CertificateSeen(host=f"h{n}.example", expires_at=2e9 + n), now=100.2)
+    t.feed(CertificateSeen(host="h0.example", expires_at=3e9), now=100.3)  # a later read
+    result = t.result(ending("timeout"))
+    assert [c.host for c in result.certificates] == [
+        f"h{n}.example" for n in range(MAX_CERTIFICATE_HOSTS)
+    ]
+    assert result.certificates[0] == Certificate("h0.example", 3e9)
 
 
 def test_artifacts_as_the_store_found_them_replace_what_the_worker_claimed() -> None:
