@@ -40,10 +40,11 @@ FROM ${BASE_IMAGE}
 # fonts-liberation gives failure screenshots readable text; tini is PID 1 and reaps
 # the browsers' zombies; chromium pulls the chromium-common of its exact version;
 # Playwright's bundled node (its driver) needs libatomic1, which nothing else pulls in.
+# libnss3-tools: certutil, which builds each worker's NSS database for PROBER_CA_FILE.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get upgrade -y \
- && apt-get install -y --no-install-recommends python3 libatomic1 chromium fonts-liberation tini \
+ && apt-get install -y --no-install-recommends python3 libatomic1 chromium fonts-liberation tini libnss3-tools \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt/* /var/log/dpkg.log
 

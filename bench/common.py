@@ -76,18 +76,24 @@ def demo_scenario(url: str, interval: float | None = None) -> Scenario:
     return scenario
 
 
-async def baseline_run(playwright: Playwright, url: str) -> dict[str, Any]:
+async def baseline_run(playwright: Playwright, url: str, har: Path | None = None) -> dict[str, Any]:
     """One sign-in the way a bare script does it: fresh browser, same flags, same calls.
 
     The driver is started once by the caller (a bare script's natural shape), so the
-    per-run figure is launch + flow + close, the least a run can cost.
+    per-run figure is launch + flow + close, the least a run can cost. With `har`, the
+    context records a HAR there as a prober worker does (bodies omitted), written when
+    the context closes.
     """
     started = time.monotonic()
     browser = await playwright.chromium.launch(
         executable_path=BROWSER, args=list(DEFAULT_ARGS), headless=True
     )
     launched = time.monotonic()
-    context = await browser.new_context()
+    context = await (
+        browser.new_context(record_har_path=har, record_har_content="omit")
+        if har
+        else browser.new_context()
+    )
     page = await context.new_page()
     steps: dict[str, float] = {}
 
@@ -112,6 +118,8 @@ async def baseline_run(playwright: Playwright, url: str) -> dict[str, Any]:
         raise AssertionError("baseline did not land on the projects page")
     steps["back_in_app"] = time.monotonic() - t
 
+    if har:
+        await context.close()  # writes the HAR
     await browser.close()
     ended = time.monotonic()
     return {"total": ended - started, "launch": launched - started, "steps": steps}

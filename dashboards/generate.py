@@ -540,6 +540,24 @@ def panels() -> list[tuple[Panel, int, int]]:
         (
             panel(
                 "timeseries",
+                "Failed requests per step",
+                "Requests of each step that failed per $window, by kind: network (no "
+                "answer: refused, DNS, TLS, reset), http_4xx, http_5xx. A failed run's "
+                "result lists which ones (failed_requests).",
+                [
+                    target(
+                        f"sum by (scenario, step, kind) "
+                        f"(increase(prober_step_failed_requests_total{{{SEL}}}[$window]))",
+                        "{{scenario}}/{{step}} {{kind}}",
+                    )
+                ],
+            ),
+            12,
+            7,
+        ),
+        (
+            panel(
+                "timeseries",
                 "Prober errors",
                 "result=error runs per $window: no browser, worker crash, bad script import. "
                 "The prober is broken, not the target.",

@@ -69,6 +69,7 @@ def make_runner(
         prewarm=prewarm if browser else "none",
         # More runs than this cannot start at once, so more ready workers would only idle.
         pool_size=min(settings.max_concurrency, len(config.scenarios)),
+        ca_file=str(settings.ca_file.absolute()) if settings.ca_file else None,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from prober.contracts.cabundle import read_ca_bundle
 from prober.contracts.durations import Duration
 
 # Browser flows take tens of milliseconds per step up to a minute per run.
@@ -60,6 +61,8 @@ class Settings(BaseSettings):
     scenario_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_SCENARIO_BUCKETS
     step_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_STEP_BUCKETS
     page_timing_buckets: Annotated[tuple[float, ...], NoDecode] = DEFAULT_PAGE_TIMING_BUCKETS
+    # PEM bundle of private CAs every run's browser trusts (prober.worker.trust).
+    ca_file: Path | None = None
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -85,6 +88,13 @@ class Settings(BaseSettings):
             not value or any(b <= a for a, b in itertools.pairwise(value))
         ):
             raise ValueError("buckets must be a non-empty, strictly increasing list")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_ca_bundle(value)  # CABundleError is a ValueError: a settings error
         return value
 
     @field_validator("listen")

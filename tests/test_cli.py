@@ -119,6 +119,18 @@ def test_invalid_setting_names_the_variable(clean_env: None) -> None:
     assert "Traceback" not in completed.stderr
 
 
+def test_an_unusable_ca_file_is_a_settings_error(clean_env: None, tmp_path: Path) -> None:
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("this is not a certificate\n")
+    for path, problem in ((not_pem, "no PEM certificate"), (tmp_path / "gone.pem", "cannot read")):
+        completed = prober(
+            "check", "--config", str(BAD_CONFIGS[0]), env={"PROBER_CA_FILE": str(path)}
+        )
+        assert completed.returncode == 2
+        assert f"PROBER_CA_FILE: {path}: " in completed.stderr and problem in completed.stderr
+        assert "Traceback" not in completed.stderr
+
+
 def test_check_accepts_the_bundled_demo(clean_env: None) -> None:
     demo = ROOT / "prober" / "demo" / "scenarios.yaml"
     env = {"DEMO_URL": "http://127.0.0.1:1", "DEMO_USER": "u", "DEMO_PASSWORD": "p"}

@@ -287,6 +287,7 @@ async def test_no_spelling_of_any_secret_in_any_output(
         "screenshot.png",
         "trace.zip",
         "console.json",
+        "network.har",
     }
     assert "wrong password" in by_name["repr-error"]["error"]
     assert by_name["key-error"]["error"].startswith("KeyError")

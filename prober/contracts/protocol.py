@@ -19,7 +19,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from prober.contracts.config import COMPONENT_NAME, Step
-from prober.contracts.result import DEFAULT_COMPONENT, Outcome, PageTiming, Phase, Reason
+from prober.contracts.result import (
+    DEFAULT_COMPONENT,
+    Certificate,
+    FailedRequest,
+    Outcome,
+    PageTiming,
+    Phase,
+    Reason,
+    StepRequests,
+)
 from prober.contracts.secrets import Redactor
 from prober.contracts.tracecontext import Propagation
 
@@ -28,6 +37,12 @@ from prober.contracts.tracecontext import Propagation
 MAX_TEXT = 600
 # Figures beyond this are nonsense (a clock jump, a tab left open), not a slow page.
 MAX_PLAUSIBLE_SECONDS = 3600.0
+# Failed requests a run lists one by one (its counts cover all of them).
+MAX_FAILED_REQUESTS = 20
+# Certificate hosts one run reports: each is a label value of the expiry metric.
+MAX_CERTIFICATE_HOSTS = 10
+# A host as prober.worker.network.certificate_host writes it: name or address, port.
+HOST_LABEL = r"^(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(:[0-9]{1,5})?$"
 
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 # A label value (prober_component_*): only what the scenario file allows.
@@ -45,6 +60,8 @@ class LaunchSpec(BaseModel):
     # Launch the browser at once, rather than when the WorkerSpec arrives. The driver is
     # always started at once.
     launch_browser: bool = True
+    # PROBER_CA_FILE: private CAs the browser trusts (prober.worker.trust).
+    ca_file: str | None = None
 
 
 class WorkerSpec(BaseModel):
@@ -124,6 +141,56 @@ class PageTimingReported(_Event):
         return PageTiming(self.step, phases, self.cumulative_layout_shift)
 
 
+Count = Annotated[int, Field(ge=0)]
+
+
+class RequestsCounted(_Event):
+    """A step's request counts so far: each report replaces the previous one for its step.
+
+    Sent when a step ends and when the run ends (requests still in flight when a step
+    ends are counted later), so a run killed at its deadline keeps what was reported.
+    """
+
+    event: Literal["requests_counted"] = "requests_counted"
+    step: str
+    requests: Count
+    network: Count = 0
+    http_4xx: Count = 0
+    http_5xx: Count = 0
+
+    def counts(self) -> StepRequests:
+        return StepRequests(self.step, self.requests, self.network, self.http_4xx, self.http_5xx)
+
+
+class RequestFailed(_Event):
+    """One failed request, sent when it fails (the worker sends the first few only).
+
+    `url` is already cut down by the worker (query values masked); `encode` masks the
+    secrets left in it, in `error`, and everywhere else.
+    """
+
+    event: Literal["request_failed"] = "request_failed"
+    step: str
+    method: Annotated[str, Field(max_length=32)]
+    url: str
+    status: Annotated[int, Field(ge=400, le=999)] | None = None
+    error: str | None = None
+
+    def failed(self) -> FailedRequest:
+        return FailedRequest(self.step, self.method, self.url, self.status, self.error)
+
+
+class CertificateSeen(_Event):
+    """An HTTPS main-frame document's server certificate: its host and notAfter."""
+
+    event: Literal["certificate"] = "certificate"
+    host: Annotated[str, Field(pattern=HOST_LABEL, max_length=260)]
+    expires_at: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+    def certificate(self) -> Certificate:
+        return Certificate(self.host, self.expires_at)
+
+
 class ArtifactKept(_Event):
     """A complete, scrubbed file now under its final name in the artifacts directory."""
 
@@ -154,6 +221,9 @@ Event = Annotated[
     | StepStarted
     | StepFinished
     | PageTimingReported
+    | RequestsCounted
+    | RequestFailed
+    | CertificateSeen
     | ArtifactKept
     | ArtifactFailed
     | RunFinished,

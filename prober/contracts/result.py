@@ -42,6 +42,9 @@ class Reason(StrEnum):
     CRASH = "crash"
     # A selector or URL in our own file that no browser accepts (result=error).
     CONFIG = "config"
+    # The server's certificate was not trusted (expired, wrong name, unknown CA: see
+    # PROBER_CA_FILE): the target failed, but an SRE fixes it in a different place.
+    TLS = "tls"
 
 
 # How far a document got, each in seconds from its navigation's start: the `phase` label.
@@ -89,6 +92,51 @@ class PageTiming:
     cumulative_layout_shift: float | None = None
 
 
+# Why a request counts as failed: the `kind` label of prober_step_failed_requests_total.
+RequestFailure = Literal["network", "http_4xx", "http_5xx"]
+REQUEST_FAILURES: tuple[RequestFailure, ...] = get_args(RequestFailure)
+
+
+@dataclass(frozen=True)
+class StepRequests:
+    """How many requests the page made while a step ran, and how many of those failed.
+
+    A request belongs to the step running when the page issued it (prober.worker.network).
+    """
+
+    step: str
+    requests: int
+    network: int = 0
+    http_4xx: int = 0
+    http_5xx: int = 0
+
+
+@dataclass(frozen=True)
+class FailedRequest:
+    """One request that got no answer (`error`) or an HTTP status >= 400 (`status`).
+
+    `url` has its query values masked and secrets masked, so it is safe to show.
+    """
+
+    step: str
+    method: str
+    url: str
+    status: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """The server certificate of an HTTPS document the run loaded (main frames only).
+
+    `host` is lower-case, with the port unless it is 443: another port is another server.
+    """
+
+    host: str
+    # Unix time of the certificate's notAfter.
+    expires_at: float
+
+
 @dataclass(frozen=True)
 class RunResult:
     """One run. `duration_seconds` covers the steps, not the browser launch (that is separate)."""
@@ -113,6 +161,10 @@ class RunResult:
     # The run's W3C trace id (32 lowercase hex), minted by the parent with the run id: the
     # `traceparent` the page sends to the scenario's own origins, and the exported spans.
     trace_id: TraceId | None = None
+    # Per step that made requests; the failed ones listed below are the first few only.
+    request_counts: tuple[StepRequests, ...] = ()
+    failed_requests: tuple[FailedRequest, ...] = ()
+    certificates: tuple[Certificate, ...] = ()
 
     @property
     def ok(self) -> bool:

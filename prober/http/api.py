@@ -36,7 +36,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-CONTENT_TYPES = {".png": "image/png", ".zip": "application/zip", ".json": "application/json"}
+CONTENT_TYPES = {
+    ".png": "image/png",
+    ".zip": "application/zip",
+    ".json": "application/json",
+    ".har": "application/json",  # HAR is JSON; it has no registered type of its own
+}
 
 
 @dataclass

@@ -67,7 +67,7 @@ def render(record: RunRecord, redact: Redactor, on_disk: frozenset[str], now: fl
         out.append(f"<h2>Error</h2><pre class=errortext>{e(redact(r.error))}</pre>")
     if r.steps:
         out.append(f"<h2>Steps</h2>{pages.waterfall(r)}{pages.step_table(r)}")
-    out.append(_failed_requests(r))
+    out.append(_failed_requests(r, redact))
     out.append(_artifacts(r, redact, on_disk))
     return "".join(out)
 
@@ -86,16 +86,20 @@ def _reason(result: RunResult) -> str:
     return result.reason.value if result.reason else "unknown"
 
 
-def _failed_requests(result: RunResult) -> str:
-    """Requests that failed during the run, when the run result records them.
-
-    The field is added by the request-tracking work; until then there is nothing to show.
-    """
-    failed = getattr(result, "failed_requests", None)
-    if not failed:
+def _failed_requests(result: RunResult, redact: Redactor) -> str:
+    """The run's failed requests (the first few; the worker bounds the list), masked again."""
+    if not result.failed_requests:
         return ""
-    rows = "".join(f"<li><code>{html.escape(str(request))}</code></li>" for request in failed)
-    return f"<h2>Failed requests</h2><ul class=failed-requests>{rows}</ul>"
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(f.step)}</td><td>{e(f.method)}</td><td><code>{e(redact(f.url))}</code></td>"
+        f"<td>{e(str(f.status) if f.status is not None else redact(f.error or ''))}</td></tr>"
+        for f in result.failed_requests
+    )
+    return (
+        "<h2>Failed requests</h2><table class=failed-requests><tr><th>step</th><th>method</th>"
+        f"<th>URL</th><th>status or error</th></tr>{rows}</table>"
+    )
 
 
 def _artifacts(result: RunResult, redact: Redactor, on_disk: frozenset[str]) -> str:

@@ -28,6 +28,8 @@ from prober.record.history import History, RunRecord
 CHART_RUNS = 40
 FAILURES_SHOWN = 5
 ERROR_CHARS = 600
+# A failure's first failed requests (the API has up to 20): what broke, at a glance.
+FAILED_REQUESTS_SHOWN = 3
 FAILED = (Outcome.FAILURE, Outcome.TIMEOUT, Outcome.ERROR)
 # The windows a person asks about; the SLO's own window is added when it has one.
 WINDOWS = (("24h", 86400.0), ("7d", 7 * 86400.0), ("30d", 30 * 86400.0))
@@ -308,9 +310,15 @@ def _failure(record: RunRecord, present: frozenset[str], redact: Redactor, now: 
         links.append(f'<a href="{url}">{e(pages.artifact_label(r.run_id, name))}</a>')
         if name.lower().endswith(".png") and name in present:
             shots.append(f'<a href="{url}"><img class=shot src="{url}" alt="screenshot"></a>')
+    requests = "".join(
+        f"<li>{e(f.step)}: {e(f.method)} {e(redact(f.url))} → "
+        f"{e(str(f.status) if f.status is not None else redact(f.error or ''))}</li>"
+        for f in r.failed_requests[:FAILED_REQUESTS_SHOWN]
+    )
+    listed = f"<ul class=requests>{requests}</ul>" if requests else ""
     return (
         f'<tr class=failure-row><td><a href="{e(pages.run_url(r.run_id))}">'
         f"{e(pages.ago(record.ended_at, now))}</a></td>"
         f"<td>{e(r.result.value)}</td><td>{e(r.failed_step or '')}</td>"
-        f"<td><pre>{e(error)}</pre></td><td>{' '.join(links)}{''.join(shots)}</td></tr>"
+        f"<td><pre>{e(error)}</pre>{listed}</td><td>{' '.join(links)}{''.join(shots)}</td></tr>"
     )

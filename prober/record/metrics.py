@@ -21,7 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from prober.contracts.components import component_durations, component_outcomes
 from prober.contracts.config import Scenario
-from prober.contracts.result import DEFAULT_COMPONENT, Outcome, RunResult
+from prober.contracts.protocol import MAX_CERTIFICATE_HOSTS
+from prober.contracts.result import DEFAULT_COMPONENT, REQUEST_FAILURES, Outcome, RunResult
 
 Mutator = TypeVar("Mutator", bound=Callable[..., None])
 
@@ -181,6 +182,25 @@ class ProberMetrics:
             "that loaded one.",
             step,
         )
+        self.step_requests = Counter(
+            "prober_step_requests_total",
+            "Requests the page made during the step (documents, scripts, XHR, images...).",
+            step,
+            registry=registry,
+        )
+        self.step_failed_requests = Counter(
+            "prober_step_failed_requests_total",
+            "Requests of the step that failed, by kind: network (no answer: refused, DNS, "
+            "TLS, reset), http_4xx, http_5xx. The run's result lists the first few.",
+            ("scenario", "step", "kind", *extra),
+            registry=registry,
+        )
+        self.certificate_expiry = gauge(
+            "prober_tls_certificate_expiry_timestamp_seconds",
+            "Unix time the server certificate of the host's HTTPS pages expires (notAfter), "
+            "as last seen; main-frame documents only, at most 10 hosts per scenario.",
+            ("scenario", "host", *extra),
+        )
         self.artifact_failures = Counter(
             "prober_artifact_failures_total",
             "Runs whose failure artifacts could not be kept (disk full, read-only, ...).",
@@ -207,6 +227,8 @@ class ProberMetrics:
         self._step_keys: defaultdict[str, set[tuple[str, ...]]] = defaultdict(set)
         self._failure_keys: defaultdict[str, set[tuple[str, ...]]] = defaultdict(set)
         self._page_keys: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)
+        self._request_keys: defaultdict[str, set[str]] = defaultdict(set)
+        self._certificate_hosts: defaultdict[str, set[str]] = defaultdict(set)
         self._component_keys: defaultdict[str, set[str]] = defaultdict(set)
         # Each scenario's own component (`component:`), which gets time outside steps.
         self._own_component: dict[str, str] = {}
@@ -281,6 +303,12 @@ class ProberMetrics:
             _remove(self.component_last_duration, self._labels(scenario, component))
             _remove(self.component_last_successful, self._labels(scenario, component))
         self._own_component.pop(scenario, None)
+        for host in self._certificate_hosts.pop(scenario, ()):
+            _remove(self.certificate_expiry, self._labels(scenario, host))
+        for step in self._request_keys.pop(scenario, ()):
+            _remove(self.step_requests, self._labels(scenario, step))
+            for kind in REQUEST_FAILURES:
+                _remove(self.step_failed_requests, self._labels(scenario, step, kind))
         page_keys = self._page_keys.pop(scenario, set())
         for key in page_keys:
             _remove(self.page_timing, self._labels(scenario, *key))
@@ -321,6 +349,9 @@ class ProberMetrics:
             key = (result.failed_step, result.reason.value, self._component_of(result))
             self._failure_keys[name].add(key)
             self.step_failures.labels(*self._labels(name, *key)).inc()
+        # Also for result=error: the requests were made, whatever broke afterwards.
+        self._record_requests(result)
+        self._record_certificates(result)
         if result.result is Outcome.ERROR:
             return
         self.last_duration.labels(*labels).set(result.duration_seconds)
@@ -355,6 +386,36 @@ class ProberMetrics:
             labels = self._labels(result.scenario, component)
             self.component_duration.labels(*labels).observe(seconds, exemplar)
             self.component_last_duration.labels(*labels).set(seconds)
+
+    def _record_certificates(self, result: RunResult) -> None:
+        """Hosts a successful run no longer visits are dropped: the flow left them.
+
+        Only a successful run went through the whole flow; a failed one may have stopped
+        before a host it still uses, whose certificate must stay watched.
+        """
+        hosts = self._certificate_hosts[result.scenario]
+        seen = {certificate.host for certificate in result.certificates}
+        if result.ok:
+            for host in hosts - seen:
+                _remove(self.certificate_expiry, self._labels(result.scenario, host))
+            hosts &= seen
+        for certificate in result.certificates:
+            if certificate.host in hosts or len(hosts) < MAX_CERTIFICATE_HOSTS:
+                hosts.add(certificate.host)
+                labels = self._labels(result.scenario, certificate.host)
+                self.certificate_expiry.labels(*labels).set(certificate.expires_at)
+
+    def _record_requests(self, result: RunResult) -> None:
+        for counts in result.request_counts:
+            self._request_keys[result.scenario].add(counts.step)
+            self.step_requests.labels(*self._labels(result.scenario, counts.step)).inc(
+                counts.requests
+            )
+            # Every kind, zeros included: rate() and ratios need the series to exist.
+            for kind in REQUEST_FAILURES:
+                self.step_failed_requests.labels(
+                    *self._labels(result.scenario, counts.step, kind)
+                ).inc(getattr(counts, kind))
 
     def _record_pages(self, result: RunResult, exemplar: dict[str, str]) -> None:
         worst_shift: dict[str, float] = {}

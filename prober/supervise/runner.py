@@ -46,6 +46,7 @@ class WorkerRunner:
         trace_on_success: bool = False,
         prewarm: Prewarm = "none",
         pool_size: int = 1,
+        ca_file: str | None = None,
     ) -> None:
         self.browser_path = browser_path
         self.browser_args = list(browser_args)
@@ -53,6 +54,7 @@ class WorkerRunner:
         self.python_path = list(python_path)
         self.artifacts = artifacts
         self.trace_on_success = trace_on_success
+        self.ca_file = ca_file
         self.processes = WorkerProcesses(command, exit_wait)
         self.pool = (
             None
@@ -142,6 +144,7 @@ class WorkerRunner:
             browser_path=self.browser_path,
             browser_args=self.browser_args,
             launch_browser=launch_browser,
+            ca_file=self.ca_file,
         )
         return await self.processes.start(tag, launch.model_dump_json().encode() + b"\n")
 

@@ -12,12 +12,17 @@ import signal
 from dataclasses import dataclass, field
 
 from prober.contracts.protocol import (
+    MAX_CERTIFICATE_HOSTS,
+    MAX_FAILED_REQUESTS,
     ArtifactFailed,
     ArtifactKept,
     BrowserLaunched,
+    CertificateSeen,
     Event,
     PageTimingReported,
     ProtocolError,
+    RequestFailed,
+    RequestsCounted,
     RunFinished,
     StepFinished,
     StepStarted,
@@ -25,10 +30,13 @@ from prober.contracts.protocol import (
 )
 from prober.contracts.result import (
     DEFAULT_COMPONENT,
+    Certificate,
+    FailedRequest,
     Outcome,
     PageTiming,
     Reason,
     RunResult,
+    StepRequests,
     StepResult,
 )
 from prober.contracts.secrets import Redactor
@@ -67,6 +75,9 @@ class RunTracker:
     first_garbage: str | None = None
     started_steps: set[str] = field(default_factory=set)
     page_timings: list[PageTiming] = field(default_factory=list)
+    request_counts: dict[str, StepRequests] = field(default_factory=dict)
+    failed_requests: list[FailedRequest] = field(default_factory=list)
+    certificates: dict[str, Certificate] = field(default_factory=dict)
     artifacts: list[str] = field(default_factory=list)
     artifact_error: str | None = None
     # A step the worker reported as failed: a worker killed while it saves artifacts
@@ -101,6 +112,19 @@ class RunTracker:
                 # Only steps the run announced: a label value from anywhere else is garbage.
                 if event.step in self.started_steps:
                     self.page_timings.append(event.timing())
+            case RequestsCounted(step=step) if step in self.started_steps:
+                self.request_counts[step] = event.counts()
+            case RequestFailed(step=step) if step in self.started_steps:
+                # Whatever a worker sends: ours sends no more than this.
+                if len(self.failed_requests) < MAX_FAILED_REQUESTS:
+                    self.failed_requests.append(event.failed())
+            case CertificateSeen(host=host):
+                # A host is a label value: never one that shows a secret, never too many.
+                known = host in self.certificates
+                if (known or len(self.certificates) < MAX_CERTIFICATE_HOSTS) and (
+                    self.redact(host) == host
+                ):
+                    self.certificates[host] = event.certificate()
             case ArtifactKept(name=name):
                 self.artifacts.append(name)
             case ArtifactFailed(error=error):
@@ -201,6 +225,9 @@ class RunTracker:
             artifact_error=self.redact(self.artifact_error) if self.artifact_error else None,
             page_timings=tuple(self.page_timings),
             trace_id=self.trace_id,
+            request_counts=tuple(self.request_counts.values()),
+            failed_requests=tuple(self.failed_requests),
+            certificates=tuple(self.certificates.values()),
         )
 
     def _garbage(self, line: bytes) -> None:

@@ -3,13 +3,18 @@
 - a screenshot (PNG) at the moment of failure, password fields masked;
 - a Playwright trace (zip, `playwright show-trace`), recorded for every run because
   nobody knows in advance which run will fail, kept on failure (or always, if asked);
-- the browser's console errors and uncaught page errors (JSON).
+- the browser's console errors and uncaught page errors (JSON);
+- a HAR of the run's requests (`{run_id}-network.har`, bodies omitted), recorded for
+  every run like the trace and kept on failure.
 
 Secrets: the trace records `fill` values, form fields, request bodies and DOM snapshots
 with input values, so every file inside it is scrubbed (see `scrub_trace`) before the
 zip gets its final name. The trace records DOM snapshots but no screencast: snapshots
 are text we can scrub, screencast frames are pixels showing whatever was typed in
-plain text fields. Console text is redacted entry by entry. The screenshot masks text
+plain text fields. Console text is redacted entry by entry. The HAR is scrubbed value
+by value (request bodies, URLs, headers), and the values of credential headers
+(Cookie, Set-Cookie, Authorization) and cookies are masked whoever set them: a session
+cookie in a HAR lets its reader act as the probe user. The screenshot masks text
 fields and every element whose text shows a secret (see `Capture._masks`); text drawn
 in other ways (images, canvas, split across elements) cannot be found, which
 docs/artifacts.md says.
@@ -35,7 +40,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from prober.contracts.artifacts import artifact_name, staging_dir
 from prober.contracts.protocol import ArtifactFailed, ArtifactKept, Event
-from prober.contracts.secrets import Redactor, is_short
+from prober.contracts.secrets import MASK, Redactor, is_short
 from prober.worker.failures import describe
 
 MAX_CONSOLE_ENTRIES = 200
@@ -46,6 +51,8 @@ MASKED = (
     "input:not([type=hidden]):not([type=submit]):not([type=button]), textarea, [contenteditable]"
 )
 _RAW_TRACE = "raw-trace.zip"
+_RAW_HAR = "raw.har"
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 _RESOURCE = re.compile(r"resources/([0-9a-f]{40})(\.\w+)?")
 
 
@@ -63,6 +70,7 @@ class Capture:
         self._console: list[dict[str, Any]] = []
         self._dropped = 0
         self._tracing = False
+        self._har = False
         self._broken = False
 
     def prepare(self) -> Path | None:
@@ -73,6 +81,17 @@ class Capture:
             self._fail(exc)
             return None
         return self._staging
+
+    def har_path(self) -> Path | None:
+        """Where the context records its HAR (written when it closes); None: no HAR.
+
+        Bodies are omitted (`record_har_content="omit"`): they are the bulk of a HAR,
+        the trace keeps them, and a login POST's body is the credentials.
+        """
+        if self._broken:
+            return None
+        self._har = True
+        return self._staging / _RAW_HAR
 
     async def start(self, context: BrowserContext, page: Page) -> None:
         page.on("console", self._on_console)
@@ -134,6 +153,27 @@ class Capture:
             with contextlib.suppress(OSError):
                 raw.unlink(missing_ok=True)
 
+    async def keep_har(self, context: BrowserContext, deadline: float) -> None:
+        """Close the context (which writes the HAR), scrub it and store it.
+
+        Last of the artifacts: the context is gone afterwards.
+        """
+        if not self._har or self._broken:
+            return
+        raw = self._staging / _RAW_HAR
+        try:
+            async with asyncio.timeout_at(deadline):
+                await context.close()
+                har = await asyncio.to_thread(scrub_har, raw, self._redact)
+            self._store("network", "har", har)
+        except (TimeoutError, PlaywrightError):
+            return
+        except (OSError, ValueError) as exc:
+            self._fail(exc)
+        finally:
+            with contextlib.suppress(OSError):
+                raw.unlink(missing_ok=True)
+
     def _store(self, kind: str, ext: str, data: bytes) -> None:
         if self._broken:
             return
@@ -178,6 +218,23 @@ class Capture:
         if url:
             entry["url"] = url
         self._console.append(entry)
+
+
+def scrub_har(source: Path, redact: Redactor) -> bytes:
+    """The HAR with credential headers and cookies masked, then every string redacted.
+
+    Parsed and masked value by value, so the result is still a valid HAR: a mask
+    applied to the serialised text could cut into its structure.
+    """
+    har = json.loads(source.read_bytes())
+    for entry in har.get("log", {}).get("entries", []):
+        for message in (entry.get("request", {}), entry.get("response", {})):
+            for header in message.get("headers", []):
+                if str(header.get("name", "")).lower() in CREDENTIAL_HEADERS:
+                    header["value"] = MASK
+            for cookie in message.get("cookies", []):
+                cookie["value"] = MASK
+    return json.dumps(redact.value(har), ensure_ascii=False, indent=1).encode()
 
 
 def scrub_trace(source: Path, target: Path, redact: Redactor) -> None:

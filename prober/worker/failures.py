@@ -33,6 +33,9 @@ _CONFIG_MARKERS = (
     "net::err_invalid_url",
 )
 
+# Chromium's certificate and TLS handshake errors (net/base/net_error_list.h).
+_TLS_MARKERS = ("net::err_cert_", "net::err_ssl_", "net::err_bad_ssl_")
+
 
 def classify(exc: BaseException) -> tuple[Outcome, Reason]:
     """Map an exception raised inside a run to its result and step failure reason."""
@@ -50,6 +53,8 @@ def classify(exc: BaseException) -> tuple[Outcome, Reason]:
         text = exc.message.lower()
         if any(marker in text for marker in _CONFIG_MARKERS):
             return Outcome.ERROR, Reason.CONFIG
+        if any(marker in text for marker in _TLS_MARKERS):
+            return Outcome.FAILURE, Reason.TLS
         if any(marker in text for marker in _CRASH_MARKERS):
             return Outcome.ERROR, Reason.CRASH
         if "net::err_" in text or "navigat" in text:

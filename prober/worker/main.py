@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,11 @@ from prober.scenario.api import ScriptFunction, StepTimer
 from prober.worker import propagation
 from prober.worker.actions import perform
 from prober.worker.capture import Capture
+from prober.worker.certificates import CertificateWatch
 from prober.worker.failures import classify, describe
+from prober.worker.network import RequestLog
 from prober.worker.timings import PageTimingProbe
+from prober.worker.trust import browser_env, browser_home
 
 # How long closing the browser may take after the result is out; the parent kills the
 # process tree if it takes longer, so this only keeps a clean exit the common case.
@@ -64,6 +68,8 @@ class EventStream:
         self.latest_step: str | None = None
         # The step running, None between steps: the parent span of its requests.
         self.running_step: str | None = None
+        # Called as each step and the run end, before their events (request counts).
+        self.before_end: Callable[[], None] = lambda: None
 
     def emit(self, event: Event) -> None:
         os.write(self._fd, encode(event, self.redact))
@@ -75,6 +81,7 @@ class EventStream:
     def step_finished(
         self, name: str, component: str, duration: float, error: BaseException | None
     ) -> None:
+        self.before_end()
         self.running_step = None
         if error is None:
             self.emit(
@@ -101,6 +108,7 @@ class EventStream:
         error: str | None = None,
         reason: Reason | None = None,
     ) -> None:
+        self.before_end()
         self.emit(
             RunFinished(
                 result=result,
@@ -152,6 +160,7 @@ class BrowserStarter:
         self._launch = launch
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
+        self._env: dict[str, str | float | bool] | None = None
         self._started = asyncio.create_task(self._start())
 
     async def _start(self) -> None:
@@ -161,10 +170,14 @@ class BrowserStarter:
 
     async def _launch_browser(self) -> Browser:
         assert self._playwright is not None
+        if self._launch.ca_file and self._env is None:
+            home = await asyncio.to_thread(browser_home, Path(self._launch.ca_file))
+            self._env = browser_env(home)
         self._browser = await self._playwright.chromium.launch(
             executable_path=self._launch.browser_path,
             args=self._launch.browser_args,
             headless=True,
+            env=self._env,
         )
         return self._browser
 
@@ -206,11 +219,21 @@ async def execute(spec: WorkerSpec, events: EventStream, starter: BrowserStarter
     if capture:
         capture.prepare()
     timings = PageTimingProbe(lambda: events.latest_step, events.emit)
+    requests = RequestLog(lambda: events.latest_step, events.emit)
+    events.before_end = requests.flush
+    certificates = CertificateWatch(events.redact, events.emit)
     launch_started = time.monotonic()
     try:
         async with asyncio.timeout_at(spec.soft_deadline):
             browser = await starter.browser()
-            context = await browser.new_context()
+            har = capture.har_path() if capture else None
+            context = await (
+                browser.new_context(record_har_path=har, record_har_content="omit")
+                if har
+                else browser.new_context()
+            )
+            requests.install(context)
+            certificates.install(context)
             page = await context.new_page()
             await timings.install(context, page)
             await propagation.install(context, spec.propagation, lambda: events.running_step)
@@ -233,6 +256,10 @@ async def execute(spec: WorkerSpec, events: EventStream, starter: BrowserStarter
     page.set_default_timeout(0)
     page.set_default_navigation_timeout(0)
     result, duration, error, reason = await run_body(spec, events, body, page)
+    # Before the artifacts: keeping the HAR closes the context these reads need.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout_at(_report_deadline(spec)):
+            await certificates.settle()
     await after_body(spec, result, context, page, timings, capture)
     events.run_finished(result, duration, error, reason)
 
@@ -279,10 +306,7 @@ async def after_body(
     A timed-out run is already past its soft deadline: it only gets the screenshot and
     trace, inside the margin before the parent's kill.
     """
-    deadline = spec.soft_deadline
-    if spec.hard_deadline is not None:
-        margin = spec.hard_deadline - spec.soft_deadline
-        deadline = spec.hard_deadline - min(REPORT_RESERVE_SECONDS, margin / 2)
+    deadline = _report_deadline(spec)
     failed = result is not Outcome.SUCCESS
     if capture and failed:
         await capture.failed(page, deadline)
@@ -292,6 +316,16 @@ async def after_body(
                 await timings.read_last(page)
     if capture and (failed or spec.trace_on_success):
         await capture.keep_trace(context, deadline)
+    if capture and failed:
+        await capture.keep_har(context, deadline)
+
+
+def _report_deadline(spec: WorkerSpec) -> float:
+    """Until when the worker may still gather figures and artifacts after the steps."""
+    if spec.hard_deadline is None:
+        return spec.soft_deadline
+    margin = spec.hard_deadline - spec.soft_deadline
+    return spec.hard_deadline - min(REPORT_RESERVE_SECONDS, margin / 2)
 
 
 async def serve_one(launch: LaunchSpec, events_fd: int) -> None:

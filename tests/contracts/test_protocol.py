@@ -19,6 +19,17 @@ EVENTS: list[protocol.Event] = [
     protocol.PageTimingReported(
         step="app_page_loaded", phases={"ttfb": 0.02, "load": 0.3}, cumulative_layout_shift=0.01
     ),
+    protocol.RequestsCounted(step="app_page_loaded", requests=12, http_4xx=1),
+    protocol.RequestFailed(
+        step="app_page_loaded", method="GET", url="https://app.example/x?t=********", status=503
+    ),
+    protocol.RequestFailed(
+        step="login",
+        method="POST",
+        url="https://idp.example/",
+        error="net::ERR_CERT_AUTHORITY_INVALID",
+    ),
+    protocol.CertificateSeen(host="idp.example.com:8443", expires_at=1_790_000_000.0),
     protocol.ArtifactKept(name="20261124T070512Z-3f9a1c2b-trace.zip"),
     protocol.ArtifactFailed(error="OSError: [Errno 28] No space left on device"),
     protocol.RunFinished(result=Outcome.FAILURE, duration_seconds=2.41, failed_step="login"),
@@ -55,6 +66,12 @@ def test_every_event_round_trips(event: protocol.Event) -> None:
         (b'{"event": "page_timing", "step": "x", "phases": {"ttfb": -1}}', "ttfb"),
         (b'{"event": "page_timing", "step": "x", "phases": {"tea_break": 1}}', "tea_break"),
         (b'{"event": "page_timing", "step": "x", "phases": {"load": "slow"}}', "load"),
+        (b'{"event": "requests_counted", "step": "x", "requests": -1}', "requests"),
+        (b'{"event": "certificate", "host": "a b", "expires_at": 1}', "host"),
+        (
+            b'{"event": "request_failed", "step": "x", "method": "GET", "url": "/", "status": 200}',
+            "status",
+        ),
     ],
 )
 def test_what_is_not_an_event_is_rejected_with_the_field_named(line: bytes, fault: str) -> None:

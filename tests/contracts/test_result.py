@@ -2,7 +2,15 @@
 
 import json
 
-from prober.contracts.result import Outcome, PageTiming, Reason, RunResult, StepResult, new_run_id
+from prober.contracts.result import (
+    Outcome,
+    PageTiming,
+    Reason,
+    RunResult,
+    StepRequests,
+    StepResult,
+    new_run_id,
+)
 
 # DESIGN.md's example with every landed addition, in the order `prober run` prints it.
 DOCUMENTED = {
@@ -26,6 +34,19 @@ DOCUMENTED = {
         {"step": "app_page_loaded", "phases": {"ttfb": 0.02}, "cumulative_layout_shift": 0.0}
     ],
     "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+    "request_counts": [
+        {"step": "app_page_loaded", "requests": 7, "network": 0, "http_4xx": 0, "http_5xx": 1}
+    ],
+    "failed_requests": [
+        {
+            "step": "app_page_loaded",
+            "method": "GET",
+            "url": "https://app.example/api/me?session=********",
+            "status": 500,
+            "error": None,
+        }
+    ],
+    "certificates": [{"host": "idp.example.com", "expires_at": 1_790_000_000.0}],
 }
 
 
@@ -34,6 +55,8 @@ def test_the_documented_json_reads_into_a_run_result_and_back_unchanged() -> Non
     assert (result.result, result.reason) == (Outcome.FAILURE, Reason.SELECTOR)
     assert result.steps[1] == StepResult("idp_page_loaded", 1.89, False, "idp")
     assert result.page_timings == (PageTiming("app_page_loaded", {"ttfb": 0.02}, 0.0),)
+    assert result.request_counts == (StepRequests("app_page_loaded", 7, http_5xx=1),)
+    assert result.failed_requests[0].status == 500
     data = result.to_json()
     assert list(data) == list(DOCUMENTED) and data == DOCUMENTED
     assert json.loads(json.dumps(data)) == data  # JSON types only

@@ -77,6 +77,8 @@ EXPECTED_ALERTS = {
     "ProberAbsent": "critical",
     "ProberStepSlow": "warning",
     "ProberScenarioSlow": "warning",
+    "ProberCertificateExpiringSoon": "warning",
+    "ProberCertificateExpiring": "critical",
     "ProberConfigReloadFailed": "warning",
     "ProberHistoryDegraded": "warning",
 }

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-from prober.contracts.result import Outcome, Reason, RunResult, StepResult
+from prober.contracts.result import FailedRequest, Outcome, Reason, RunResult, StepResult
 from prober.record.history import Retention
 from prober.supervise import processes
 from tests.conftest import PASSWORD, sign_in_scenario
@@ -59,6 +59,10 @@ async def test_status_page_in_chromium(serve_api: ServerFactory, browser_path: P
         reason=Reason.TIMEOUT,
         error=f"<script>window.pwned = 1</script> page said {PASSWORD}",
         artifacts=("r-hostile-screenshot.png", "r-hostile-trace.zip"),
+        failed_requests=(
+            FailedRequest("home", "GET", f"https://app.example/api/<b>{PASSWORD}</b>", 503),
+            FailedRequest("home", "GET", "https://cdn.example/app.js", error="net::ERR_TIMED_OUT"),
+        ),
     )
     (artifacts / "r-hostile-screenshot.png").write_bytes(png(64, 40, (200, 30, 30)))
     (artifacts / "r-hostile-trace.zip").write_bytes(b"PK\x05\x06" + b"\x00" * 18)
@@ -86,6 +90,11 @@ async def test_status_page_in_chromium(serve_api: ServerFactory, browser_path: P
                 assert await other.locator(".state").inner_text() == "timeout"
                 text = await other.inner_text()
                 assert "<script>window.pwned = 1</script>" in text  # shown as text, not run
+                requests = other.locator("ul.requests li")
+                assert await requests.all_inner_texts() == [
+                    "home: GET https://app.example/api/<b>********</b> → 503",
+                    "home: GET https://cdn.example/app.js → net::ERR_TIMED_OUT",
+                ]
                 assert "********" in text and PASSWORD not in await page.content()
                 assert await page.evaluate("window.pwned") is None
 

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from prober.contracts.result import Outcome, PageTiming, Reason, RunResult, StepResult
+from prober.contracts.result import (
+    FailedRequest,
+    Outcome,
+    PageTiming,
+    Reason,
+    RunResult,
+    StepRequests,
+    StepResult,
+)
 from prober.record.history import DB_NAME, History, MemoryStore, Retention, RunRecord, SqliteStore
 
 DAY = 86400.0
@@ -34,6 +42,12 @@ def result(run_id: str, outcome: Outcome = Outcome.SUCCESS, scenario: str = "log
         page_timings=(
             PageTiming("home", {"ttfb": 0.02, "load": 0.31}, cumulative_layout_shift=0.01),
             PageTiming("login", {"ttfb": 0.05}),
+        ),
+        request_counts=(StepRequests("home", 5), StepRequests("login", 3, network=int(failed))),
+        failed_requests=(
+            (FailedRequest("login", "POST", "https://idp.example/token", error="net::ERR_FAILED"),)
+            if failed
+            else ()
         ),
     )
 

@@ -5,7 +5,8 @@ import time
 from prometheus_client import CollectorRegistry
 
 from prober.contracts.config import Scenario
-from prober.contracts.result import Outcome, Reason, RunResult, StepResult
+from prober.contracts.protocol import MAX_CERTIFICATE_HOSTS
+from prober.contracts.result import Certificate, Outcome, Reason, RunResult, StepResult
 from prober.record.metrics import ProberMetrics
 from prober.settings import (
     DEFAULT_PAGE_TIMING_BUCKETS,
@@ -132,3 +133,35 @@ def test_a_failed_step_counts_against_its_component_and_leaves_component_duratio
         )
         is None
     )
+
+
+def test_certificate_hosts_are_capped_and_dropped_once_a_successful_run_leaves_them() -> None:
+    registry, metrics = fresh()
+    expiry = "prober_tls_certificate_expiry_timestamp_seconds"
+
+    def run(outcome: Outcome, *hosts: str) -> None:
+        certificates = tuple(Certificate(host, 2e9 + n) for n, host in enumerate(hosts))
+        metrics.record(
+            RunResult("sso", "r", outcome, 1.0, 0.0, certificates=certificates), ended_at=1.0
+        )
+
+    def hosts() -> set[str]:
+        return {
+            sample.labels["host"]
+            for family in registry.collect()
+            if family.name == expiry
+            for sample in family.samples
+        }
+
+    many = [f"h{n}.example" for n in range(MAX_CERTIFICATE_HOSTS + 3)]
+    run(Outcome.SUCCESS, *many)
+    assert hosts() == set(many[:MAX_CERTIFICATE_HOSTS])
+    assert registry.get_sample_value(expiry, {"scenario": "sso", "host": "h0.example"}) == 2e9
+    # A failed run may have stopped before the IdP: nothing is dropped.
+    run(Outcome.FAILURE, "app.example")
+    assert hosts() == set(many[:MAX_CERTIFICATE_HOSTS])
+    # A successful run went through the whole flow: hosts it did not visit are gone.
+    run(Outcome.SUCCESS, "app.example", "idp.example")
+    assert hosts() == {"app.example", "idp.example"}
+    metrics.forget("sso")
+    assert hosts() == set()

@@ -209,12 +209,12 @@ async def test_name_that_does_not_resolve_is_a_navigation_failure(
     assert "ERR_NAME_NOT_RESOLVED" in (result.error or "")
 
 
-async def test_invalid_tls_certificate_is_a_navigation_failure(
+async def test_invalid_tls_certificate_is_a_tls_failure(
     write_config: WriteConfig, make_runner: MakeRunner, tls_site: str
 ) -> None:
     config = load_config(write_config(one_step(tls_site)))
     result = await make_runner(config).run(config.scenario("faulty"))
-    assert_verdict(result, Outcome.FAILURE, Reason.NAVIGATION, "page_loaded")
+    assert_verdict(result, Outcome.FAILURE, Reason.TLS, "page_loaded")
     assert "ERR_CERT" in (result.error or "")
 
 

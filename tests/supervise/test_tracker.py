@@ -1,16 +1,29 @@
 """The tracker alone: events and an Ending in, one RunResult out, no process started."""
 
 from prober.contracts.protocol import (
+    MAX_CERTIFICATE_HOSTS,
+    MAX_FAILED_REQUESTS,
     ArtifactFailed,
     ArtifactKept,
     BrowserLaunched,
+    CertificateSeen,
     PageTimingReported,
+    RequestFailed,
+    RequestsCounted,
     RunFinished,
     StepFinished,
     StepStarted,
     encode,
 )
-from prober.contracts.result import Outcome, PageTiming, Reason, StepResult
+from prober.contracts.result import (
+    Certificate,
+    FailedRequest,
+    Outcome,
+    PageTiming,
+    Reason,
+    StepRequests,
+    StepResult,
+)
 from prober.contracts.secrets import MASK, Redactor
 from prober.supervise.processes import MAX_LINE_BYTES, Ending
 from prober.supervise.tracker import MAX_GARBAGE_LINES, RunTracker
@@ -169,6 +182,36 @@ def test_page_timings_of_steps_the_run_never_announced_are_dropped() -> None:
     t.feed(PageTimingReported(step="home", phases={"load": 0.1}), now=100.1)
     t.feed(PageTimingReported(step="not_a_step", phases={"load": 0.1}), now=100.1)
     assert t.page_timings == [PageTiming("home", {"load": 0.1})]
+
+
+def test_request_counts_are_the_latest_per_step_and_failures_are_capped() -> None:
+    t = tracker()
+    launched(t, "home", at=100.0)
+    t.feed(RequestsCounted(step="home", requests=3), now=100.1)
+    t.feed(RequestsCounted(step="home", requests=4, http_5xx=1), now=100.2)
+    t.feed(RequestsCounted(step="not_a_step", requests=9), now=100.2)
+    for n in range(MAX_FAILED_REQUESTS + 5):
+        t.feed(RequestFailed(step="home", method="GET", url=f"/{n}", status=500), now=100.3)
+    t.feed(RequestFailed(step="not_a_step", method="GET", url="/", status=500), now=100.3)
+    # Killed before the run's end: what was reported so far is kept.
+    result = t.result(ending("timeout"))
+    assert result.request_counts == (StepRequests("home", 4, http_5xx=1),)
+    assert len(result.failed_requests) == MAX_FAILED_REQUESTS
+    assert result.failed_requests[0] == FailedRequest("home", "GET", "/0", status=500)
+
+
+def test_certificate_hosts_are_capped_and_never_show_a_secret() -> None:
+    t = tracker()
+    launched(t, "home", at=100.0)
+    t.feed(CertificateSeen(host=f"{SECRET}.example", expires_at=2e9), now=100.1)
+    for n in range(MAX_CERTIFICATE_HOSTS + 2):
+        t.feed(CertificateSeen(host=f"h{n}.example", expires_at=2e9 + n), now=100.2)
+    t.feed(CertificateSeen(host="h0.example", expires_at=3e9), now=100.3)  # a later read
+    result = t.result(ending("timeout"))
+    assert [c.host for c in result.certificates] == [
+        f"h{n}.example" for n in range(MAX_CERTIFICATE_HOSTS)
+    ]
+    assert result.certificates[0] == Certificate("h0.example", 3e9)
 
 
 def test_artifacts_as_the_store_found_them_replace_what_the_worker_claimed() -> None:

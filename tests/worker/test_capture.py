@@ -88,6 +88,7 @@ async def test_failed_run_keeps_screenshot_trace_and_console_without_secrets(
     run = result.run_id
     assert sorted(result.artifacts) == [
         f"{run}-console.json",
+        f"{run}-network.har",
         f"{run}-screenshot.png",
         f"{run}-trace.zip",
     ]
@@ -112,6 +113,15 @@ async def test_failed_run_keeps_screenshot_trace_and_console_without_secrets(
         assert b"login=********&password=********" in trace.read(body_file)
     console = json.loads(files[f"{run}-console.json"].read_bytes())
     assert isinstance(console, list)
+    entries = json.loads(files[f"{run}-network.har"].read_bytes())["log"]["entries"]
+    (post,) = [e["request"] for e in entries if e["request"]["method"] == "POST"]
+    assert post["url"].endswith("/idp/login") and not post["postData"]["text"], post
+    assert any(e["response"]["status"] == 500 for e in entries), "the failing request"
+    for entry in entries:
+        for message in (entry["request"], entry["response"]):
+            for header in message["headers"]:
+                if header["name"].lower() in ("cookie", "set-cookie", "authorization"):
+                    assert header["value"] == "********", header
     for path in files.values():
         assert not leaks(path, secrets_of(config)), leaks(path, secrets_of(config))
     assert not (store.directory / STAGING / run).exists()
@@ -167,7 +177,7 @@ async def test_timed_out_run_still_leaves_a_screenshot(
     )
     result = await make_runner(config, artifacts=store).run(config.scenario("probe"))
 
-    assert result.result is Outcome.TIMEOUT
+    assert result.result is Outcome.TIMEOUT, result.error
     assert result.failed_step == "dashboard_loaded"
     screenshot = f"{result.run_id}-screenshot.png"
     assert screenshot in result.artifacts
@@ -308,7 +318,7 @@ async def test_wedged_page_still_times_out_in_its_step(
     )
     result = await make_runner(config, artifacts=store).run(config.scenario("probe"))
 
-    assert result.result is Outcome.TIMEOUT
+    assert result.result is Outcome.TIMEOUT, result.error
     assert (result.failed_step, result.reason) == ("busy_page", Reason.TIMEOUT)
     assert f"{result.run_id}-screenshot.png" not in result.artifacts
     assert not (store.directory / STAGING / result.run_id).exists()
