@@ -130,6 +130,7 @@ async def serve(
         settings.data_dir,
         Retention(settings.history_retention, settings.history_failure_retention),
         on_degraded=lambda: metrics.set_history_degraded(True),
+        on_unreadable_row=metrics.history_row_unreadable,
     )
     # One redactor for logs, runner and API; a reload adds to it in place.
     token = settings.api_token.get_secret_value() if settings.api_token else None
