@@ -11,7 +11,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from prober import __version__
+from prober import __version__, early
 from prober.contracts.config import Config
 from prober.contracts.secrets import Redactor
 from prober.http import api, statuspage
@@ -190,6 +190,8 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, signals.put_nowait, signum)
     loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    if early.take_hangup():  # sent while we were starting: the file may be newer than ours
+        reloader.request()
     try:
         received = await signals.get()
         log.info(

@@ -94,7 +94,9 @@ async def serve(tmp_path: Path, target: Target, clean_env: None) -> AsyncIterato
         scenarios: str,
         env: Mapping[str, str] | None = None,
         wrapper: Sequence[str] = (),
+        signal_while_starting: signal.Signals | None = None,
     ) -> Served:
+        """`signal_while_starting` is sent every 0.1 s from 0.2 s after exec until it is up."""
         config = tmp_path / "scenarios.yaml"
         config.write_text("scenarios:" + scenarios)
         port = free_port()
@@ -132,7 +134,9 @@ async def serve(tmp_path: Path, target: Target, clean_env: None) -> AsyncIterato
                 except aiohttp.ClientError:
                     return False
 
-            for _ in range(300):
+            for attempt in range(300):
+                if signal_while_starting is not None and attempt >= 2:
+                    process.send_signal(signal_while_starting)
                 if await up():
                     return served
                 assert process.returncode is None, log.read_text()
@@ -270,3 +274,17 @@ async def test_sighup_reloads_without_waiting_for_the_poll(serve: Serve, tmp_pat
     await served.until("prober_scenario_interval_seconds", 1, within=10, scenario="added")
     assert await served.value("prober_config_last_reload_successful") == 1
     assert await served.stop() == 0
+
+
+async def test_sighup_while_starting_does_not_kill_it(serve: Serve) -> None:
+    """Hangups all through the second or more of imports and set-up, then a normal one."""
+    closed_port = free_port()
+    served = await serve(
+        goto("refused", f"http://127.0.0.1:{closed_port}/"), signal_while_starting=signal.SIGHUP
+    )
+    await served.until("prober_config_last_reload_successful", 1, within=10)
+    served.process.send_signal(signal.SIGHUP)
+    await asyncio.sleep(0.5)
+    assert served.process.returncode is None
+    assert await served.stop() == 0
+    assert not [e for e in served.logs() if e["level"] == "error"]
