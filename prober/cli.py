@@ -146,7 +146,13 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     processes.become_subreaper()
     browser, _ = locate_browser(settings)
     runner = make_runner(settings, config, browser, redact)
-    result = asyncio.run(runner.run(scenario))
+    try:
+        result = asyncio.run(runner.run(scenario))
+    except KeyboardInterrupt:
+        # One Ctrl-C has retired the worker by now; a second one cut that short.
+        processes.kill_all_runs()
+        processes.reap_orphans(exclude=set())
+        raise
     json.dump(result.to_json(), sys.stdout, indent=2)
     print()
     return 0 if result.ok else 1

@@ -136,6 +136,23 @@ def _session(pid: int) -> int | None:
         return None
 
 
+def kill_all_runs() -> int:
+    """SIGKILL and reap every descendant that belongs to any run; returns how many.
+
+    The last resort of a process that is exiting without having retired its workers
+    (`prober run` interrupted twice: asyncio abandons the clean-up it had started).
+    """
+    found = []
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error, OSError):
+                if RUN_TAG_ENV in child.environ():
+                    child.kill()
+                    found.append(child)
+    reap(found, in_sessions=sessions(found))
+    return len(found)
+
+
 def reap_orphans(exclude: set[int], passes: int = 10) -> int:
     """Reap zombie children that re-parented to us (as subreaper); skip `exclude` pids.
 
