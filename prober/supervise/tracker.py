@@ -12,6 +12,7 @@ import signal
 from dataclasses import dataclass, field
 
 from prober.contracts.protocol import (
+    MAX_PAGE_TIMINGS_PER_RUN,
     ArtifactFailed,
     ArtifactKept,
     BrowserLaunched,
@@ -97,7 +98,13 @@ class RunTracker:
                     self.failed_step = step
             case PageTimingReported():
                 # Only steps the run announced: a label value from anywhere else is garbage.
-                if event.step in self.started_steps:
+                # And no more than a run can measure, none longer than the run: the
+                # worker bounds them already (prober.worker.timings); this holds even if not.
+                if (
+                    event.step in self.started_steps
+                    and len(self.page_timings) < MAX_PAGE_TIMINGS_PER_RUN
+                    and all(seconds <= self.timeout for seconds in event.phases.values())
+                ):
                     self.page_timings.append(event.timing())
             case ArtifactKept(name=name):
                 self.artifacts.append(name)
