@@ -260,6 +260,11 @@ async def test_probing_goes_on_when_the_data_dir_turns_read_only(
         await served.value("prober_scenario_runs_total", scenario="sso-login", result="success")
         >= done + 2
     )
+    # Successful runs keep no artifacts, so none of them failed to keep any.
+    assert await served.value("prober_artifact_failures_total", scenario="sso-login") == 0
+    assert all(e.get("artifact_error") is None for e in served.finished())
+    warned = [e for e in served.logs() if str(e["msg"]).startswith("cannot keep failure")]
+    assert warned == []
     assert await served.stop() == 0
 
 
