@@ -106,6 +106,7 @@ async def serve(
     )
     select = shard.select if shard else tuple
     processes.become_subreaper()
+    await asyncio.to_thread(processes.sweep_scratch)
     browser, browser_problem = locate_browser(settings)
     if browser_problem:
         log.error(
