@@ -90,6 +90,21 @@ def kill_run(pid: int, run_id: str) -> list[psutil.Process]:
     return processes
 
 
+def stopped_in_run(pid: int, run_id: str) -> list[str]:
+    """`name pid` of the run's processes that are stopped (SIGSTOP, a debugger, a freezer).
+
+    A stopped browser cannot answer, so a run that times out with one is our
+    environment's fault, not the target's. One look at the run's tree: cheap, and only
+    asked when a run timed out, before it is killed.
+    """
+    found = []
+    for process in run_processes(pid, run_id):
+        with contextlib.suppress(psutil.Error):
+            if process.status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP):
+                found.append(f"{process.name()} {process.pid}")
+    return found
+
+
 def sessions(processes: list[psutil.Process]) -> set[int]:
     """Session ids of a run's processes: the worker's own, and Chromium's (it calls setsid)."""
     found = set()
