@@ -1,3 +1,33 @@
-from prober.cli import main
+"""`python -m prober` and the `prober` command.
 
-raise SystemExit(main())
+The early signal handlers (prober.early) are installed before prober.cli is imported:
+that import takes a second or more, and a SIGHUP during it must not end `prober serve`.
+
+Ctrl-C (SIGINT) that reaches Python as KeyboardInterrupt (in `prober run`, `check`, or
+during start-up) ends with one line and exit code 130, the shell's convention for a
+command interrupted by SIGINT, not a traceback. By then asyncio.run has cancelled the
+run, and a cancelled run kills its worker's process tree (prober.supervise.runner).
+`serve` handles SIGINT itself, as a graceful stop.
+"""
+
+import sys
+
+from prober import early
+
+EXIT_INTERRUPTED = 130
+
+
+def main() -> int:
+    early.install(sys.argv[1:2])
+    try:
+        from prober.cli import main as cli_main
+
+        return cli_main()
+    except KeyboardInterrupt:
+        name = " ".join(["prober", *sys.argv[1:2]])
+        print(f"{name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

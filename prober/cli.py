@@ -149,7 +149,13 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     browser, _ = locate_browser(settings)
     runner = make_runner(settings, config, browser, redact)
     spans = traces.sink_from_environment(os.environ, settings.location)
-    result = asyncio.run(runner.run(scenario))
+    try:
+        result = asyncio.run(runner.run(scenario))
+    except KeyboardInterrupt:
+        # One Ctrl-C has retired the worker by now; a second one cut that short.
+        processes.kill_all_runs()
+        processes.reap_orphans(exclude=set())
+        raise
     if spans is not None:  # `prober run` in CI or by hand shows in Tempo too
         spans.run_ended(scenario.name, result.run_id, result, time.time())
         spans.close()

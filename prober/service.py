@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from prober import __version__
+from prober import __version__, early
 from prober.contracts.config import Config
 from prober.contracts.secrets import Redactor
 from prober.http import api, pages, statuspage
@@ -109,6 +109,7 @@ async def serve(
     )
     select = shard.select if shard else tuple
     processes.become_subreaper()
+    await asyncio.to_thread(processes.sweep_scratch)
     browser, browser_problem = locate_browser(settings)
     if browser_problem:
         log.error(
@@ -133,6 +134,7 @@ async def serve(
         settings.data_dir,
         Retention(settings.history_retention, settings.history_failure_retention),
         on_degraded=lambda: metrics.set_history_degraded(True),
+        on_unreadable_row=metrics.history_row_unreadable,
     )
     # One redactor for logs, runner and API; a reload adds to it in place.
     token = settings.api_token.get_secret_value() if settings.api_token else None
@@ -193,6 +195,8 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, signals.put_nowait, signum)
     loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    if early.take_hangup():  # sent while we were starting: the file may be newer than ours
+        reloader.request()
     try:
         received = await signals.get()
         log.info(

@@ -1,7 +1,10 @@
 """The CLI contract: verbs, exit codes (0 ok, 1 failed run, 2 bad input), messages."""
 
+import asyncio
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -9,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import PASSWORD, SIGN_IN_STEP_NAMES, Target, sign_in_scenario
+from tests.helpers import wait_until
 
 BAD_CONFIGS = sorted((Path(__file__).parent / "configs" / "bad").glob("*.yaml"))
 ROOT = Path(__file__).parent.parent
@@ -417,3 +422,45 @@ def test_good_script_passes_check_without_running_it(tmp_path: Path) -> None:
     checked = check(path)
     assert (checked.returncode, checked.stderr) == (0, "")
     assert checked.stdout == f"{path}: ok, 1 scenario(s): scripted\n"
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+async def test_ctrl_c_on_run_exits_130_with_one_line_and_leaves_nothing(
+    write_config: Callable[[str], Path], target_env: Target, clean_env: None, presses: int
+) -> None:
+    """SIGINT to the foreground process group, as a terminal sends it, while a page hangs."""
+    config = write_config(f"""\
+        scenarios:
+          - name: hangs
+            interval: 60s
+            timeout: 60s
+            steps:
+              - name: home
+                actions:
+                  - goto: "{target_env.url}/never"
+                  - wait_for: "text=never there"
+        """)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "prober", "run", "--config", str(config), "hangs",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT, start_new_session=True,
+    )  # fmt: skip
+    parent = psutil.Process(process.pid)
+
+    def browsers() -> list[psutil.Process]:
+        with contextlib.suppress(psutil.Error):
+            return [p for p in parent.children(recursive=True) if "chrom" in p.name()]
+        return []
+
+    await wait_until(lambda: len(browsers()) > 0, within=60)
+    await asyncio.sleep(0.5)  # the page is loading
+    run_tree = parent.children(recursive=True)
+    for _ in range(presses):
+        os.killpg(process.pid, signal.SIGINT)
+        await asyncio.sleep(0.05)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+
+    assert process.returncode == 130
+    assert stderr.decode().splitlines() == ["prober run: interrupted"]
+    assert stdout == b""
+    await wait_until(lambda: not [p for p in run_tree if p.is_running()], within=10)

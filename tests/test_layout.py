@@ -19,7 +19,7 @@ from pathlib import Path
 import prober
 
 PARENT_PACKAGES = ("contracts", "supervise", "schedule", "record", "http", "slo")
-PARENT_MODULES = ("cli", "service", "settings", "logs")
+PARENT_MODULES = ("cli", "service", "settings", "logs", "early")
 WORKER_PACKAGES = ("worker", "scenario")
 
 

@@ -7,6 +7,7 @@ import signal
 import socket
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,8 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import PASSWORD, SIGN_IN_STEPS, USER, Target
+from prober.supervise import processes
+from tests.conftest import PASSWORD, SIGN_IN_STEPS, USER, Target, leftover_processes
 from tests.helpers import wait_until
 from tests.supervise.test_faults import silent_server  # noqa: F401  (a fixture)
 
@@ -95,7 +97,9 @@ async def serve(tmp_path: Path, target: Target, clean_env: None) -> AsyncIterato
         scenarios: str,
         env: Mapping[str, str] | None = None,
         wrapper: Sequence[str] = (),
+        signal_while_starting: signal.Signals | None = None,
     ) -> Served:
+        """`signal_while_starting` is sent every 0.1 s from 0.2 s after exec until it is up."""
         config = tmp_path / "scenarios.yaml"
         config.write_text("scenarios:" + scenarios)
         port = free_port()
@@ -133,7 +137,9 @@ async def serve(tmp_path: Path, target: Target, clean_env: None) -> AsyncIterato
                 except aiohttp.ClientError:
                     return False
 
-            for _ in range(300):
+            for attempt in range(300):
+                if signal_while_starting is not None and attempt >= 2:
+                    process.send_signal(signal_while_starting)
                 if await up():
                     return served
                 assert process.returncode is None, log.read_text()
@@ -257,6 +263,11 @@ async def test_probing_goes_on_when_the_data_dir_turns_read_only(
         await served.value("prober_scenario_runs_total", scenario="sso-login", result="success")
         >= done + 2
     )
+    # Successful runs keep no artifacts, so none of them failed to keep any.
+    assert await served.value("prober_artifact_failures_total", scenario="sso-login") == 0
+    assert all(e.get("artifact_error") is None for e in served.finished())
+    warned = [e for e in served.logs() if str(e["msg"]).startswith("cannot keep failure")]
+    assert warned == []
     assert await served.stop() == 0
 
 
@@ -361,3 +372,74 @@ async def test_every_bad_file_is_rejected_live_and_the_next_good_one_applies(
     assert "Traceback" not in log
     assert PASSWORD not in log and USER not in log
     assert await served.stop() == 0
+
+
+async def test_sighup_while_starting_does_not_kill_it(serve: Serve) -> None:
+    """Hangups all through the second or more of imports and set-up, then a normal one."""
+    closed_port = free_port()
+    served = await serve(
+        goto("refused", f"http://127.0.0.1:{closed_port}/"), signal_while_starting=signal.SIGHUP
+    )
+    await served.until("prober_config_last_reload_successful", 1, within=10)
+    served.process.send_signal(signal.SIGHUP)
+    await asyncio.sleep(0.5)
+    assert served.process.returncode is None
+    assert await served.stop() == 0
+    assert not [e for e in served.logs() if e["level"] == "error"]
+
+
+async def test_scratch_of_a_killed_serve_is_swept_by_the_next_start(
+    serve: Serve,
+    tmp_path: Path,
+    silent_server: tuple[str, asyncio.Event],  # noqa: F811
+) -> None:
+    """SIGKILL leaves the workers' TMPDIRs; the next start removes those, and only those."""
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    env = {"TMPDIR": str(scratch_root)}
+    first = await serve(goto("hangs", silent_server[0], timeout="60s"), env=env)
+    await wait_until(lambda: len(list(scratch_root.glob("prober-*"))) >= 1, within=30)
+    left = sorted(scratch_root.glob("prober-*"))
+    first.process.kill()
+    await first.process.wait()
+    # Its workers die with it (PR_SET_PDEATHSIG); re-parented to us, they are reaped here.
+    started = time.monotonic()
+
+    def all_gone() -> bool:
+        processes.reap_orphans(exclude=set())
+        return not leftover_processes()
+
+    await wait_until(all_gone, within=30)
+    print(f"workers of the killed serve gone after {time.monotonic() - started:.1f}s")
+    assert left and all(path.is_dir() for path in left)
+
+    namespace = os.readlink("/proc/self/ns/pid")
+    gone = await asyncio.create_subprocess_exec("true")
+    await gone.wait()
+    me = psutil.Process()
+    decoys = {
+        # Alive: this test process.
+        "prober-alive": f"{namespace} {me.pid} {me.create_time():.2f}\n",
+        # Another pid namespace: its pids cannot be judged from here.
+        "prober-other-namespace": f"pid:[1] {gone.pid} 0.00\n",
+        # No record: whose it is cannot be told.
+        "prober-no-record": None,
+        # Not our pattern, though its owner is dead.
+        "someone-else": f"{namespace} {gone.pid} 0.00\n",
+    }
+    for name, record in decoys.items():
+        (scratch_root / name).mkdir()
+        if record is not None:
+            (scratch_root / name / ".prober-owner").write_text(record)
+    dead_target = tmp_path / "elsewhere"
+    dead_target.mkdir()
+    (dead_target / ".prober-owner").write_text(f"{namespace} {gone.pid} 0.00\n")
+    (scratch_root / "prober-symlink").symlink_to(dead_target)
+
+    second = await serve(goto("refused", f"http://127.0.0.1:{free_port()}/"), env=env)
+    assert not any(path.exists() for path in left)
+    # What is left: the decoys, and the new serve's own workers' scratch.
+    remaining = {p.name for p in scratch_root.iterdir()}
+    assert {*decoys, "prober-symlink"} <= remaining
+    assert (dead_target / ".prober-owner").is_file()
+    assert await second.stop() == 0

@@ -1,9 +1,12 @@
 """End to end through `prober serve`'s wiring: real Chromium, real target, real HTTP."""
 
 import asyncio
+import json
+import logging
 import os
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -119,3 +122,58 @@ async def test_corrupt_history_degrades_and_probing_goes_on(
         assert await metric(client, runs_total) == f"{runs_total} 1.0"
         page = await client.get("/")
         assert b"history is kept in memory only" in page.body
+
+
+@pytest.mark.usefixtures("clean_env")
+async def test_bad_rows_in_history_are_skipped_logged_once_and_counted(
+    tmp_path: Path,
+    write_config: Callable[[str], Path],
+    load: Callable[[Path], Config],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = load(write_config(CONFIG))
+    data_dir = tmp_path / "data"
+    async with serving(config, data_dir, max_start_offset="0s") as client:
+        [good] = await wait_for_runs(client, 1)
+    stored = json.loads(json.dumps(good))
+    for key in ("state", "ended_at"):
+        stored.pop(key)
+    stored["artifacts"] = []
+    # Each newer than the good run, so every read of the scenario's last run meets them.
+    bad_rows = {
+        "unknown-result": ("bogus", json.dumps({**stored, "result": "bogus"}), 2e9),
+        "garbage-json": ("success", "{not json", 2e9 + 1),
+        "wrong-types": ("success", json.dumps({**stored, "steps": "many"}), 2e9 + 2),
+        "huge-number": (
+            "success",
+            json.dumps(stored).replace('"duration_seconds": ', '"duration_seconds": 1e999, "x": '),
+            2e9 + 3,
+        ),
+        "not-an-object": ("success", "[1, 2]", 2e9 + 4),
+        "text-ended-at": ("success", json.dumps(stored), "yesterday"),
+    }
+    with sqlite3.connect(data_dir / DB_NAME) as db:
+        for run_id, (result, run, ended_at) in bad_rows.items():
+            db.execute(
+                "INSERT INTO runs VALUES (?, 'sign-in', ?, ?, ?)", (run_id, result, ended_at, run)
+            )
+    caplog.set_level(logging.ERROR, logger="prober.record.history")
+    async with serving(config, data_dir, max_start_offset="1h") as client:
+        for _ in range(3):
+            runs = await client.get("/api/runs")
+            assert runs.status == 200 and [r["run_id"] for r in runs.json["runs"]] == [
+                good["run_id"]
+            ]
+            scenarios = await client.get("/api/scenarios")
+            assert scenarios.status == 200
+            assert scenarios.json["scenarios"][0]["last_run"]["run_id"] == good["run_id"]
+            page = await client.get("/")
+            assert page.status == 200 and b"sign-in" in page.body
+            for run_id in bad_rows:
+                assert (await client.get(f"/api/runs/{run_id}")).status == 404
+            assert (await client.get(f"/api/runs/{good['run_id']}")).status == 200
+        counted = "prober_history_unreadable_rows_total"
+        assert await metric(client, counted) == f"{counted} {float(len(bad_rows))}"
+        assert await metric(client, "prober_history_degraded") == "prober_history_degraded 0.0"
+    skipped = [r for r in caplog.records if r.getMessage().startswith("skipping a run")]
+    assert sorted(r.__dict__["run_id"] for r in skipped) == sorted(bad_rows)

@@ -43,11 +43,19 @@ MAX_FAILED_REQUESTS = 20
 MAX_CERTIFICATE_HOSTS = 10
 # A host as prober.worker.network.certificate_host writes it: name or address, port.
 HOST_LABEL = r"^(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(:[0-9]{1,5})?$"
+# Cumulative layout shift is the largest sum of shift scores (each at most 1) within a
+# window of at most 5 s; scores above 0.25 are already "poor", and above this no page
+# that renders has been seen: a larger figure was made up by the page, not measured.
+MAX_PLAUSIBLE_LAYOUT_SHIFT = 100.0
+# Documents measured per run. A flow loads a handful; the binding a page can call at
+# will must not be able to grow a run's result, its metrics or `prober run`'s output.
+MAX_PAGE_TIMINGS_PER_RUN = 100
 
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 # A label value (prober_component_*): only what the scenario file allows.
 Component = Annotated[str, Field(pattern=COMPONENT_NAME, max_length=63)]
 PhaseSeconds = Annotated[float, Field(gt=0, le=MAX_PLAUSIBLE_SECONDS, allow_inf_nan=False)]
+LayoutShift = Annotated[float, Field(ge=0, le=MAX_PLAUSIBLE_LAYOUT_SHIFT, allow_inf_nan=False)]
 
 
 class LaunchSpec(BaseModel):
@@ -134,7 +142,7 @@ class PageTimingReported(_Event):
     event: Literal["page_timing"] = "page_timing"
     step: str
     phases: dict[Phase, PhaseSeconds] = {}
-    cumulative_layout_shift: Seconds | None = None
+    cumulative_layout_shift: LayoutShift | None = None
 
     def timing(self) -> PageTiming:
         phases: dict[str, float] = {phase: seconds for phase, seconds in self.phases.items()}

@@ -238,7 +238,10 @@ def _authorize(request: web.Request, token: str | None) -> web.Response | None:
     challenge = {"WWW-Authenticate": 'Bearer realm="prober"'}
     if scheme.lower() != "bearer" or not given.strip():
         return error(401, "a bearer token is required", headers=challenge)
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+    # aiohttp decodes header bytes that are not UTF-8 as surrogates; compare bytes, so a
+    # header of raw bytes is a wrong token (401), not an encoding error (500).
+    given_bytes = given.strip().encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(given_bytes, token.encode()):
         return error(401, "the bearer token is not valid", headers=challenge)
     return None
 

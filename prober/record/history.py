@@ -10,19 +10,27 @@ opened or an operation on it fails (a corrupt file, a full or read-only disk), h
 switches to memory for the rest of the process's life, says so once in the log and in
 `prober_history_degraded`, and probing goes on. The broken file is left where it is for
 the operator to inspect; removing it lets the next start create a fresh one.
+
+A single row that cannot be read back (edited by hand, written by a newer prober, a
+damaged page that SQLite still returns) is not a broken database: the row is skipped,
+logged once per run id and counted in `prober_history_unreadable_rows_total`, and every
+other run is still served. `prober_history_degraded` stays 0, since history still works.
 """
 
 import asyncio
 import contextlib
 import json
 import logging
+import math
 import sqlite3
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
+
+from pydantic import ValidationError
 
 from prober.contracts.result import Outcome, Reason, RunResult, StepResult
 
@@ -131,8 +139,12 @@ class SqliteStore:
     API answers with, so a field added to RunResult is kept here without a migration.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_unreadable: Callable[[], None] = lambda: None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Run ids of rows already reported unreadable: each is logged and counted once,
+        # however often the API reads past it.
+        self._unreadable: set[str] = set()
+        self._on_unreadable = on_unreadable
         self._db = sqlite3.connect(path, isolation_level=None)  # autocommit: one txn per run
         try:
             # WAL + NORMAL: a write is an append, durable across a process crash (not
@@ -188,10 +200,10 @@ class SqliteStore:
         return count
 
     def get(self, run_id: str) -> RunRecord | None:
-        row = self._db.execute(
-            "SELECT run, ended_at FROM runs WHERE run_id = ?", (run_id,)
-        ).fetchone()
-        return _from_row(row) if row else None
+        rows = self._db.execute(
+            "SELECT run_id, run, ended_at FROM runs WHERE run_id = ?", (run_id,)
+        )
+        return next(self._readable(rows), None)
 
     def query(
         self, scenario: str | None, results: Collection[Outcome] | None, limit: int
@@ -203,12 +215,36 @@ class SqliteStore:
         if results is not None:
             where.append(f"result IN ({', '.join('?' * len(results))})")
             args.extend(outcome.value for outcome in results)
-        sql = "SELECT run, ended_at FROM runs"
+        sql = "SELECT run_id, run, ended_at FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY ended_at DESC LIMIT ?"
-        rows = self._db.execute(sql, [*args, limit]).fetchall()
-        return [_from_row(row) for row in rows]
+        # No LIMIT: the cursor is read lazily up to `limit` readable rows, so a skipped row
+        # does not make the answer shorter than asked.
+        sql += " ORDER BY ended_at DESC"
+        found = []
+        for record in self._readable(self._db.execute(sql, args)):
+            found.append(record)
+            if len(found) == limit:
+                break
+        return found
+
+    def _readable(self, rows: Iterable[tuple[Any, Any, Any]]) -> Iterator[RunRecord]:
+        """The rows that decode to a valid run; the others are reported once and skipped."""
+        for run_id, run, ended_at in rows:
+            try:
+                yield _from_row(run, ended_at)
+            except (ValueError, TypeError, ValidationError) as exc:
+                key = str(run_id)
+                if key in self._unreadable:
+                    continue
+                self._unreadable.add(key)
+                # The exception's text is not logged: it quotes the row, which may hold
+                # anything; its type and the run id are enough to find the row.
+                log.error(
+                    "skipping a run in history that cannot be read",
+                    extra={"run_id": key[:64], "why": type(exc).__name__},
+                )
+                self._on_unreadable()
 
     def tally(self, scenario: str, since: float) -> dict[Outcome, int]:
         rows = self._db.execute(
@@ -249,9 +285,25 @@ CREATE INDEX IF NOT EXISTS runs_by_end ON runs (ended_at);
 )
 
 
-def _from_row(row: tuple[str, float]) -> RunRecord:
-    run, ended_at = row
-    return RunRecord(RunResult.from_json(json.loads(run)), ended_at=ended_at)
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:20]}")
+    return value
+
+
+def _reject_constant(text: str) -> float:
+    raise ValueError(f"not a number: {text}")
+
+
+def _from_row(run: Any, ended_at: Any) -> RunRecord:
+    """A stored run, validated: wrong types, unknown values and non-finite numbers raise."""
+    if not isinstance(run, str) or isinstance(ended_at, (str, bytes)) or ended_at is None:
+        raise TypeError("run must be JSON text and ended_at a number")
+    data = json.loads(run, parse_float=_finite, parse_constant=_reject_constant)
+    if not isinstance(data, dict):
+        raise TypeError("a stored run must be a JSON object")
+    return RunRecord(RunResult.from_json(data), ended_at=_finite(str(ended_at)))
 
 
 def _from_v1_row(row: tuple[Any, ...]) -> RunRecord:
@@ -303,8 +355,12 @@ class History:
         retention: Retention,
         on_degraded: Callable[[], None],
         clock: Callable[[], float] = time.time,
+        on_unreadable_row: Callable[[], None] = lambda: None,
     ) -> "History":
-        """SQLite in `data_dir`, memory without one; a database that fails to open degrades."""
+        """SQLite in `data_dir`, memory without one; a database that fails to open degrades.
+
+        `on_unreadable_row` is called once for each stored run that cannot be read back.
+        """
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history")
         loop = asyncio.get_running_loop()
         history = cls(MemoryStore(), retention, on_degraded, executor, clock)
@@ -313,7 +369,9 @@ class History:
             return history
         path = data_dir / DB_NAME
         try:
-            history._store = await loop.run_in_executor(executor, SqliteStore, path)
+            history._store = await loop.run_in_executor(
+                executor, SqliteStore, path, on_unreadable_row
+            )
         except (sqlite3.Error, OSError) as exc:
             history._degrade(f"cannot open {path}: {exc}")
         return history

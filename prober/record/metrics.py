@@ -165,6 +165,13 @@ class ProberMetrics:
             "1 if the run history database failed and history is kept in memory only.",
             extra,
         )
+        self.history_unreadable = Counter(
+            "prober_history_unreadable_rows_total",
+            "Stored runs skipped because they cannot be read back (a bad row); each counted "
+            "once. History itself still works: see prober_history_degraded for that.",
+            extra,
+            registry=registry,
+        )
         self.page_timing = Histogram(
             "prober_page_timing_seconds",
             "Per page loaded in the step, seconds from navigation start to each phase: ttfb, "
@@ -248,6 +255,11 @@ class ProberMetrics:
     def set_history_degraded(self, degraded: bool) -> None:
         labelled = self.history_degraded.labels(*self._labels()) if self._location else None
         (labelled or self.history_degraded).set(1 if degraded else 0)
+
+    @_changes
+    def history_row_unreadable(self) -> None:
+        labelled = self.history_unreadable.labels(*self._labels()) if self._location else None
+        (labelled or self.history_unreadable).inc()
 
     @_changes
     def configure(self, scenarios: Iterable[Scenario]) -> None:

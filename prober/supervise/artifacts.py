@@ -7,7 +7,11 @@ scratch space holds unscrubbed data (the browser writes its trace there), so the
 deletes it as soon as the worker is gone, however the run ended.
 
 Artifacts are evidence, not the probe: a full or read-only disk is logged once, counted
-(`RunResult.artifact_error` feeds a metric) and otherwise ignored.
+(`RunResult.artifact_error` feeds a metric) and otherwise ignored. Only runs that had
+something to keep count and change that state: a successful run keeps nothing, so it
+neither fails on a read-only disk nor proves a full one has recovered. And "can be kept
+again" waits for RECOVERY_RUNS runs in a row that kept theirs: on a nearly full disk a
+small screenshot fits where a large trace did not, and the log would flip every run.
 """
 
 import logging
@@ -25,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # A staging directory this old belongs to a parent that died mid-run.
 STALE_STAGING_SECONDS = 3600.0
+# Runs in a row that kept their artifacts before a failing store is said to work again.
+RECOVERY_RUNS = 3
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -46,30 +52,38 @@ class ArtifactStore:
         self.retention = retention
         self._clock = clock
         self._failing = False
+        self._good_runs = 0
 
     def finish_run(
         self, run_id: str, reported: Iterable[str], error: str | None
     ) -> tuple[tuple[str, ...], str | None]:
         """After the worker is gone: (artifacts that exist, the run's artifact problem).
 
+        `error` is the worker's. A problem of the store itself (removing the staging
+        directory, pruning) is the run's only if the run kept or tried to keep artifacts.
         Blocking file-system work; call it in a thread.
         """
+        reported = tuple(reported)
+        wanted = bool(reported) or error is not None
+        store_error = None
         try:
             shutil.rmtree(staging_dir(self.directory, run_id))
         except FileNotFoundError:
             pass
         except OSError as exc:
-            error = error or f"cannot remove the staging directory: {exc}"
+            store_error = f"cannot remove the staging directory: {exc}"
         try:
             self.prune(keep=run_id)
         except OSError as exc:
-            error = error or f"cannot prune artifacts: {exc}"
+            store_error = store_error or f"cannot prune artifacts: {exc}"
         names = tuple(
             name
             for name in dict.fromkeys(reported)
             if _belongs(name, run_id) and (self.directory / name).is_file()
         )
-        self._note(run_id, error)
+        if wanted:
+            error = error or store_error
+            self._note(run_id, error)
         return names, error
 
     def prune(self, keep: str | None = None) -> None:
@@ -118,14 +132,22 @@ class ArtifactStore:
 
     def _note(self, run_id: str, error: str | None) -> None:
         """Log when artifacts start failing and when they recover, not on every run."""
-        if error and not self._failing:
-            log.warning(
-                "cannot keep failure artifacts; probing continues without them",
-                extra={"run_id": run_id, "directory": str(self.directory), "error": error},
+        if error:
+            self._good_runs = 0
+            if not self._failing:
+                self._failing = True
+                log.warning(
+                    "cannot keep failure artifacts; probing continues without them",
+                    extra={"run_id": run_id, "directory": str(self.directory), "error": error},
+                )
+            return
+        self._good_runs += 1
+        if self._failing and self._good_runs >= RECOVERY_RUNS:
+            self._failing = False
+            log.info(
+                "failure artifacts can be kept again",
+                extra={"run_id": run_id, "runs_kept_in_a_row": self._good_runs},
             )
-        elif not error and self._failing:
-            log.info("failure artifacts can be kept again", extra={"run_id": run_id})
-        self._failing = bool(error)
 
 
 def _run_of(name: str) -> str | None:

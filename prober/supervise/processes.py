@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import time
 from collections import deque
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 RUN_TAG_ENV = "PROBER_WORKER_RUN_ID"
 _PR_SET_CHILD_SUBREAPER = 36
 REAP_SECONDS = 5.0
+# Each worker's TMPDIR: `{tmp}/prober-XXXXXXXX`, with the owning prober recorded inside.
+SCRATCH_PREFIX = "prober-"
+OWNER_FILE = ".prober-owner"
 
 # How one line of output is taken: read on, the result is in (give the worker a moment
 # to exit cleanly), or stop reading now (the output is garbage).
@@ -86,6 +90,21 @@ def kill_run(pid: int, run_id: str) -> list[psutil.Process]:
     return processes
 
 
+def stopped_in_run(pid: int, run_id: str) -> list[str]:
+    """`name pid` of the run's processes that are stopped (SIGSTOP, a debugger, a freezer).
+
+    A stopped browser cannot answer, so a run that times out with one is our
+    environment's fault, not the target's. One look at the run's tree: cheap, and only
+    asked when a run timed out, before it is killed.
+    """
+    found = []
+    for process in run_processes(pid, run_id):
+        with contextlib.suppress(psutil.Error):
+            if process.status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP):
+                found.append(f"{process.name()} {process.pid}")
+    return found
+
+
 def sessions(processes: list[psutil.Process]) -> set[int]:
     """Session ids of a run's processes: the worker's own, and Chromium's (it calls setsid)."""
     found = set()
@@ -134,6 +153,80 @@ def _session(pid: int) -> int | None:
         return os.getsid(pid)
     except OSError:
         return None
+
+
+def kill_all_runs() -> int:
+    """SIGKILL and reap every descendant that belongs to any run; returns how many.
+
+    The last resort of a process that is exiting without having retired its workers
+    (`prober run` interrupted twice: asyncio abandons the clean-up it had started).
+    """
+    found = []
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error, OSError):
+                if RUN_TAG_ENV in child.environ():
+                    child.kill()
+                    found.append(child)
+    reap(found, in_sessions=sessions(found))
+    return len(found)
+
+
+def _owner_record() -> str:
+    """This process as a scratch directory's owner: pid namespace, pid, start time.
+
+    The start time tells a reused pid from ours; the namespace keeps a prober in another
+    container that shares /tmp (whose pids mean nothing here) from being judged dead.
+    """
+    me = psutil.Process()
+    return f"{os.readlink('/proc/self/ns/pid')} {me.pid} {me.create_time():.2f}\n"
+
+
+def _claim(scratch: Path) -> None:
+    (scratch / OWNER_FILE).write_text(_owner_record())
+
+
+def _owner_alive(record: str) -> bool:
+    """False only when the record is ours to judge and its process is certainly gone."""
+    try:
+        namespace, pid, started = record.split()
+        if namespace != os.readlink("/proc/self/ns/pid"):
+            return True
+        process = psutil.Process(int(pid))
+        return f"{process.create_time():.2f}" == started
+    except psutil.NoSuchProcess:
+        return False
+    except (ValueError, OSError, psutil.Error):
+        return True  # unreadable or not ours to judge: leave it
+
+
+def sweep_scratch(directory: Path | None = None) -> int:
+    """Remove worker scratch directories left by a prober that was killed (SIGKILL, OOM).
+
+    Only our naming pattern, only directories this user owns (not symlinks), and only
+    when the owner recorded inside is certainly dead: another live prober's, another
+    user's and ones without a record are left alone. Returns how many were removed.
+    """
+    directory = directory or Path(tempfile.gettempdir())
+    removed = 0
+    try:
+        candidates = list(directory.glob(SCRATCH_PREFIX + "*"))
+    except OSError:
+        return 0
+    for path in candidates:
+        try:
+            info = path.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            record = (path / OWNER_FILE).read_text()
+        except OSError:
+            continue
+        if not _owner_alive(record):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    if removed:
+        log.info("removed scratch directories of a prober that is gone", extra={"count": removed})
+    return removed
 
 
 def reap_orphans(exclude: set[int], passes: int = 10) -> int:
@@ -227,8 +320,9 @@ class WorkerProcesses:
         # Short on purpose: Chromium puts Unix sockets below it, and a socket path over 107
         # bytes makes every launch fail, so the tag (kills find processes by environment)
         # stays out of the name.
-        scratch = tempfile.mkdtemp(prefix="prober-")
+        scratch = tempfile.mkdtemp(prefix=SCRATCH_PREFIX)
         try:
+            _claim(Path(scratch))
             process = await asyncio.create_subprocess_exec(
                 *self.command,
                 stdin=asyncio.subprocess.PIPE,

@@ -20,7 +20,7 @@ from prober.contracts.secrets import Redactor
 from prober.contracts.tracecontext import Propagation, new_trace_id, targets
 from prober.supervise.artifacts import ArtifactStore
 from prober.supervise.pool import Prewarm, WarmPool
-from prober.supervise.processes import Worker, WorkerProcesses
+from prober.supervise.processes import Worker, WorkerProcesses, stopped_in_run
 from prober.supervise.tracker import RunTracker
 
 WORKER_COMMAND = (sys.executable, "-m", "prober.worker")
@@ -110,6 +110,10 @@ class WorkerRunner:
                 lambda line: tracker.line(line, time.monotonic()),
                 hard_deadline,
             )
+            if tracker.timed_out(ending):  # before the kill: is it our browser that hung?
+                tracker.stopped_processes = await asyncio.to_thread(
+                    stopped_in_run, worker.process.pid, worker.tag
+                )
         finally:
             # Shielded as one unit: a second cancellation (grace over, then a second
             # SIGTERM) must not skip removing the unscrubbed staging files.

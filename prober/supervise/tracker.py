@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from prober.contracts.protocol import (
     MAX_CERTIFICATE_HOSTS,
     MAX_FAILED_REQUESTS,
+    MAX_PAGE_TIMINGS_PER_RUN,
     ArtifactFailed,
     ArtifactKept,
     BrowserLaunched,
@@ -83,6 +84,8 @@ class RunTracker:
     # A step the worker reported as failed: a worker killed while it saves artifacts
     # has already closed the step, so no step is in progress to blame.
     failed_step: str | None = None
+    # Processes of the run found stopped when it timed out (prober.supervise.runner).
+    stopped_processes: list[str] = field(default_factory=list)
 
     def line(self, line: bytes, now: float) -> Reading:
         """One line of the worker's output: read on, the result is in, or give up on it."""
@@ -110,7 +113,13 @@ class RunTracker:
                     self.failed_step = step
             case PageTimingReported():
                 # Only steps the run announced: a label value from anywhere else is garbage.
-                if event.step in self.started_steps:
+                # And no more than a run can measure, none longer than the run: the
+                # worker bounds them already (prober.worker.timings); this holds even if not.
+                if (
+                    event.step in self.started_steps
+                    and len(self.page_timings) < MAX_PAGE_TIMINGS_PER_RUN
+                    and all(seconds <= self.timeout for seconds in event.phases.values())
+                ):
                     self.page_timings.append(event.timing())
             case RequestsCounted(step=step) if step in self.started_steps:
                 self.request_counts[step] = event.counts()
@@ -140,8 +149,27 @@ class RunTracker:
         """The run never got a worker (the process could not be started)."""
         return self._result(Outcome.ERROR, at, error=why)
 
+    def timed_out(self, ending: Ending) -> bool:
+        """Killed at the deadline, or reported as timed out by the worker itself."""
+        if self.finished is not None:
+            return self.finished.result is Outcome.TIMEOUT
+        return ending.how == "timeout"
+
     def result(self, ending: Ending) -> RunResult:
         """The run's result, from its events and how its worker's output ended."""
+        if self.stopped_processes and self.timed_out(ending):
+            # A browser that cannot run cannot answer: the environment's fault, not the
+            # target's, so `error` (ProberTargetDown must not page for it).
+            step = self._interrupted_step(ending.at) or self.failed_step
+            if self.finished is not None:
+                step = self.finished.failed_step or step
+            return self._result(
+                Outcome.ERROR,
+                ending.at,
+                failed_step=step,
+                error="the browser was not running at the timeout: stopped processes "
+                f"({', '.join(self.stopped_processes[:5])}), e.g. by SIGSTOP or a debugger",
+            )
         if self.finished is not None:  # reported, even if the exit then overran
             return self._reported(self.finished, ending.at)
         if ending.how == "timeout":

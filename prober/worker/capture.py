@@ -72,6 +72,10 @@ class Capture:
         self._tracing = False
         self._har = False
         self._broken = False
+        # The first problem, reported only once the run has something to keep: a run that
+        # keeps nothing (a success) has lost no artifacts, whatever state the disk is in.
+        self._problem: str | None = None
+        self._problem_reported = False
 
     def prepare(self) -> Path | None:
         """Create the staging directory, which is also where the browser writes its trace."""
@@ -106,6 +110,12 @@ class Capture:
 
     async def failed(self, page: Page, deadline: float) -> None:
         """Screenshot first (the most telling, and cheap), then the console."""
+        try:
+            await self._keep_failure(page, deadline)
+        finally:
+            self._report_problem()
+
+    async def _keep_failure(self, page: Page, deadline: float) -> None:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(TimeoutError, PlaywrightError):
             async with asyncio.timeout_at(deadline):
@@ -135,6 +145,12 @@ class Capture:
 
     async def keep_trace(self, context: BrowserContext, deadline: float) -> None:
         """Stop the trace, scrub it, and store it; skipped once past the deadline."""
+        try:
+            await self._keep_trace(context, deadline)
+        finally:
+            self._report_problem()
+
+    async def _keep_trace(self, context: BrowserContext, deadline: float) -> None:
         if not self._tracing or self._broken:
             return
         raw = self._staging / _RAW_TRACE
@@ -193,10 +209,16 @@ class Capture:
         self._emit(ArtifactKept(name=path.name))
 
     def _fail(self, exc: BaseException) -> None:
-        """Report the first problem of the run; further attempts would only fail the same way."""
+        """Note the first problem of the run; further attempts would only fail the same way."""
         if not self._broken:
             self._broken = True
-            self._emit(ArtifactFailed(error=describe(exc)))
+            self._problem = describe(exc)
+
+    def _report_problem(self) -> None:
+        """Tell the parent, once, that artifacts this run wanted to keep could not be kept."""
+        if self._problem is not None and not self._problem_reported:
+            self._problem_reported = True
+            self._emit(ArtifactFailed(error=self._problem))
 
     def _on_console(self, message: ConsoleMessage) -> None:
         if message.type == "error":

@@ -218,7 +218,12 @@ async def execute(spec: WorkerSpec, events: EventStream, starter: BrowserStarter
     )
     if capture:
         capture.prepare()
-    timings = PageTimingProbe(lambda: events.latest_step, events.emit)
+    # Every document is loaded from now on, so none of its phases can outlast this.
+    timings = PageTimingProbe(
+        lambda: events.latest_step,
+        events.emit,
+        (spec.hard_deadline or spec.soft_deadline) - time.monotonic(),
+    )
     requests = RequestLog(lambda: events.latest_step, events.emit)
     events.before_end = requests.flush
     certificates = CertificateWatch(events.redact, events.emit)

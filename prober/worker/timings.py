@@ -17,6 +17,14 @@ document was created. Blaming the step running at creation would depend on wheth
 the new document commits before or after the submit click returns: a race.
 
 Only the page the scenario is handed is measured, not popups it opens.
+
+The binding is a function on `window`: the page can call it at will, with anything.
+So a document is registered once, by the first call from its execution context (the
+init script runs before the page's own scripts; CDP names the context, the page cannot
+forge it), reports once, and a run measures at most MAX_PAGE_TIMINGS_PER_RUN documents.
+A report for an id never registered is ignored, and every figure must be finite and
+plausible: a phase within the run's remaining time at the start, a layout shift within
+MAX_PLAUSIBLE_LAYOUT_SHIFT. A flood of calls costs a dictionary look-up each.
 """
 
 import json
@@ -26,12 +34,20 @@ from typing import Any
 
 from playwright.async_api import BrowserContext, Page
 
-from prober.contracts.protocol import MAX_PLAUSIBLE_SECONDS, Event, PageTimingReported
+from prober.contracts.protocol import (
+    MAX_PAGE_TIMINGS_PER_RUN,
+    MAX_PLAUSIBLE_LAYOUT_SHIFT,
+    MAX_PLAUSIBLE_SECONDS,
+    Event,
+    PageTimingReported,
+)
 from prober.contracts.result import PHASES, Phase
 
 BINDING = "__proberPageTiming"
 # How long the end-of-run read waits for a first paint that has not happened yet.
 FINAL_PAINT_WAIT_MS = 1000
+# Our reports are ~300 bytes; a longer payload is not ours and is not even parsed.
+MAX_PAYLOAD_CHARS = 2048
 
 # Times are milliseconds since the navigation started (Navigation Timing's origin), so
 # TTFB includes redirects and connection set-up, as a user waits through them. CLS is
@@ -39,6 +55,8 @@ FINAL_PAINT_WAIT_MS = 1000
 INIT_SCRIPT = """
 (() => {
   const send = window.BINDING;
+  // Out of the page's reach from its first script on; this closure keeps it.
+  delete window.BINDING;
   if (window !== window.top || !send || window.__proberCollect) return;
   if (!/^https?:$/.test(location.protocol)) return;
   const id = Math.random().toString(36).slice(2) + performance.timeOrigin;
@@ -98,11 +116,19 @@ class PageTimingProbe:
     """Worker side: installs the init script and binding, turns reports into events."""
 
     def __init__(
-        self, current_step: Callable[[], str | None], emit: Callable[[Event], None]
+        self,
+        current_step: Callable[[], str | None],
+        emit: Callable[[Event], None],
+        max_seconds: float = MAX_PLAUSIBLE_SECONDS,
     ) -> None:
+        """`max_seconds`: no phase can be longer than what is left of the run now."""
         self._current_step = current_step
         self._emit = emit
+        self._max_seconds = min(max_seconds, MAX_PLAUSIBLE_SECONDS)
         self._document_steps: dict[str, str | None] = {}
+        # Execution contexts that have registered their document, and documents reported.
+        self._contexts: set[int] = set()
+        self._reported: set[str] = set()
         # Set when a document is left: the step that started the next navigation.
         self._navigating_step: str | None = None
 
@@ -121,49 +147,68 @@ class PageTimingProbe:
 
     def _called(self, event: dict[str, Any]) -> None:
         if event.get("name") == BINDING:
-            self._report(event.get("payload"), leaving=True)
+            self._report(event.get("payload"), context=event.get("executionContextId"))
 
-    def _report(self, payload: Any, leaving: bool = False) -> None:
+    def _report(self, payload: Any, context: Any = None) -> None:
+        """`context`: the calling execution context, for binding calls (None: the final read)."""
+        if not isinstance(payload, str) or len(payload) > MAX_PAYLOAD_CHARS:
+            return
         try:
-            data = json.loads(payload) if isinstance(payload, str) else None
+            data = json.loads(payload)
         except ValueError:
             return
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             return
+        document = data["id"]
         if set(data) == {"id"}:  # the document has just been created
-            self._document_steps[data["id"]] = self._navigating_step or self._current_step()
+            if context is None or context in self._contexts or document in self._document_steps:
+                return
+            if len(self._document_steps) >= MAX_PAGE_TIMINGS_PER_RUN:
+                return
+            self._contexts.add(context)
+            self._document_steps[document] = self._navigating_step or self._current_step()
             self._navigating_step = None
             return
-        if leaving:
+        if document not in self._document_steps or document in self._reported:
+            return
+        self._reported.add(document)
+        if context is not None:  # a document being left: the next navigation starts now
             self._navigating_step = self._current_step()
-        step = self._document_steps.get(data["id"])
+        step = self._document_steps[document]
         if step is None:
             return
-        event = from_page(data, step)
+        event = from_page(data, step, self._max_seconds)
         if event is not None:
             self._emit(event)
 
 
-def from_page(data: dict[str, Any], step: str) -> PageTimingReported | None:
+def from_page(
+    data: dict[str, Any], step: str, max_seconds: float = MAX_PLAUSIBLE_SECONDS
+) -> PageTimingReported | None:
     """A document's figures (milliseconds, from the page) as an event; None if unusable.
 
-    Phases not reached (0 or missing) are left out, and so is anything implausible.
+    Phases not reached (0 or missing) are left out, and so is anything implausible:
+    longer than `max_seconds`, or a layout shift above MAX_PLAUSIBLE_LAYOUT_SHIFT.
     """
     phases: dict[Phase, float] = {
-        phase: seconds for phase in PHASES if (seconds := _seconds(data.get(phase))) is not None
+        phase: seconds
+        for phase in PHASES
+        if (seconds := _seconds(data.get(phase), max_seconds)) is not None
     }
     cls = _number(data.get("cumulative_layout_shift"))
+    if cls is not None and cls > MAX_PLAUSIBLE_LAYOUT_SHIFT:
+        cls = None
     if not phases and cls is None:
         return None
     return PageTimingReported(step=step, phases=phases, cumulative_layout_shift=cls)
 
 
-def _seconds(milliseconds: Any) -> float | None:
+def _seconds(milliseconds: Any, max_seconds: float) -> float | None:
     number = _number(milliseconds)
     if not number:
         return None
     seconds = number / 1000.0
-    return seconds if seconds <= MAX_PLAUSIBLE_SECONDS else None
+    return seconds if seconds <= min(max_seconds, MAX_PLAUSIBLE_SECONDS) else None
 
 
 def _number(value: Any) -> float | None:

@@ -1,6 +1,7 @@
 """The /api endpoints over real HTTP, every response checked against prober/http/openapi.yaml."""
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, fields
@@ -251,6 +252,27 @@ async def test_trigger_needs_the_right_token(
     reply = await server.client.post("/api/scenarios/login/runs", headers=headers)
     assert reply.status == status and reply.json["error"] == message
     assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+    assert server.fake.calls == []
+
+
+@pytest.mark.parametrize("raw", [b"\xff\xfe", b"\xc3(", TOKEN.encode() + b"\x80"])
+async def test_a_token_of_raw_bytes_is_a_401_json_answer(
+    serve_api: ServerFactory, raw: bytes
+) -> None:
+    """Header bytes that are not UTF-8 (sent raw: no client library would) are a wrong token."""
+    server = await serve_api()
+    host, port = server.client.base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /api/scenarios/login/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+        b"Connection: close\r\nAuthorization: Bearer " + raw + b"\r\n\r\n"
+    )
+    answer = await reader.read()
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 "), answer
+    assert b"application/json" in head and b"WWW-Authenticate: Bearer" in head
+    assert json.loads(body) == {"error": "the bearer token is not valid", "status": 401}
     assert server.fake.calls == []
 
 

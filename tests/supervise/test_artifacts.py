@@ -2,6 +2,7 @@
 
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -103,17 +104,44 @@ def test_stale_staging_is_removed_and_foreign_files_are_left_alone(tmp_path: Pat
     assert names(tmp_path) == ["README"]
 
 
-def test_trouble_is_logged_when_it_starts_and_when_it_ends(
+def test_trouble_is_logged_when_it_starts_and_once_it_has_really_ended(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A nearly full disk: a large trace fails, a small screenshot fits, and so on."""
     store = store_at(tmp_path)
     caplog.set_level(logging.INFO, logger="prober.supervise.artifacts")
     full = "OSError: [Errno 28] No space left on device"
 
-    for run_id, error in (("a", full), ("b", full), ("c", full), ("d", None), ("e", None)):
-        assert store.finish_run(run_id, [], error) == ((), error)
+    def kept(run_id: str) -> tuple[str, None]:
+        (tmp_path / f"{run_id}-screenshot.png").write_bytes(b"png")
+        return run_id, None
 
+    runs = [("a", full), kept("b"), ("c", full), kept("d"), ("e", full), kept("f"), kept("g")]
+    for run_id, error in runs:
+        store.finish_run(run_id, [f"{run_id}-screenshot.png"] if error is None else [], error)
+    for run_id in ("ok1", "ok2"):  # successes: nothing to keep, so no evidence either way
+        store.finish_run(run_id, [], None)
     assert [(r.levelname, r.message) for r in caplog.records] == [
         ("WARNING", "cannot keep failure artifacts; probing continues without them"),
+    ]
+    store.finish_run("h", ["h-screenshot.png"], kept("h")[1])
+    assert [(r.levelname, r.message) for r in caplog.records][1:] == [
         ("INFO", "failure artifacts can be kept again"),
     ]
+
+
+def test_a_run_that_keeps_nothing_has_no_artifact_problem(tmp_path: Path) -> None:
+    """A store that cannot even be pruned (read-only) is not a successful run's problem."""
+    point = tmp_path / "mount"
+    point.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(point)], check=False).returncode:
+        pytest.skip("cannot mount tmpfs here")
+    try:
+        make_run(point / "artifacts", "old", age=DAY, sizes={"trace.zip": 10})
+        subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+        store = store_at(point / "artifacts", max_bytes=0)
+        assert store.finish_run("success", [], None) == ((), None)
+        _, error = store.finish_run("failed", ["failed-trace.zip"], None)
+        assert error is not None and "cannot prune artifacts" in error
+    finally:
+        subprocess.run(["umount", str(point)], check=True)

@@ -303,6 +303,26 @@ async def test_process_killed_mid_step_is_a_crash(
     assert_verdict(result, Outcome.ERROR, Reason.CRASH, "page_loaded")
 
 
+async def test_a_stopped_browser_at_the_deadline_is_an_error_not_the_targets_timeout(
+    write_config: WriteConfig,
+    make_runner: MakeRunner,
+    silent_server: tuple[str, asyncio.Event],
+) -> None:
+    """SIGSTOP on the browser: the target did nothing wrong, prober's browser hung."""
+    config = load_config(write_config(one_step(silent_server[0], timeout="10s")))
+    runner = make_runner(config)
+    run = asyncio.create_task(runner.run(config.scenario("faulty")))
+    await asyncio.wait_for(silent_server[1].wait(), 45)  # the step is waiting on the target
+    (worker,) = runner.live_pids
+    browser = browser_main(worker)
+    assert browser is not None
+    browser.suspend()
+    result = await asyncio.wait_for(run, 45)
+    assert_verdict(result, Outcome.ERROR, None, "page_loaded")
+    assert result.error and "stopped processes (chromium" in result.error
+    assert not browser.is_running() or browser.status() == psutil.STATUS_ZOMBIE
+
+
 async def test_a_tiny_dev_shm_does_not_break_a_run(
     write_config: WriteConfig, make_runner: MakeRunner, target_env: Target
 ) -> None:
