@@ -36,7 +36,8 @@ from prober.supervise.browser import (
     playwright_version,
 )
 from prober.supervise.pool import Prewarm
-from prober.supervise.runner import WorkerRunner
+from prober.supervise.runner import Isolation, WorkerRunner
+from prober.supervise.slots import SlotLimits
 
 log = logging.getLogger(__name__)
 ORPHAN_REAP_SECONDS = 5.0
@@ -48,6 +49,7 @@ def make_runner(
     browser: Path | None,
     redact: Redactor,
     prewarm: Prewarm = "none",
+    isolation: Isolation = "process",
 ) -> WorkerRunner:
     """The runner; `serve` pre-starts workers, a one-off `prober run` has nothing to gain."""
     return WorkerRunner(
@@ -67,6 +69,10 @@ def make_runner(
         prewarm=prewarm if browser else "none",
         # More runs than this cannot start at once, so more ready workers would only idle.
         pool_size=min(settings.max_concurrency, len(config.scenarios)),
+        isolation=isolation,
+        slot_limits=SlotLimits(
+            settings.slot_max_runs, settings.slot_max_age, settings.slot_max_memory
+        ),
     )
 
 
@@ -135,7 +141,7 @@ async def serve(
     token = settings.api_token.get_secret_value() if settings.api_token else None
     redact = Redactor([*config.secrets, *([token] if token else [])])
     set_redactor(redact)
-    runner = make_runner(settings, config, browser, redact, settings.prewarm)
+    runner = make_runner(settings, config, browser, redact, settings.prewarm, settings.isolation)
     scheduler = Scheduler(
         runner.run,
         Recorder([metrics, history, RunLog()]),

@@ -2,7 +2,10 @@
 
 The parent writes one `LaunchSpec` line on the worker's stdin when it starts the worker,
 then one `WorkerSpec` as JSON (and closes stdin) when the run is due; the worker streams
-one event per line back (NDJSON). The split lets a worker start Python, Playwright's
+one event per line back (NDJSON). A slot worker (`LaunchSpec.slot`, see
+prober/supervise/slots.py) instead reads one `WorkerSpec` per line until EOF, runs each
+in a fresh browser context, and ends every run with `RunEnded` once that run's context
+is closed and its files are written. The split lets a worker start Python, Playwright's
 driver and the browser before the run is due (see prober/supervise/pool.py). Streaming
 (rather than one result at exit) is what lets a run killed at its timeout still report
 the steps it finished and the one it was stuck in.
@@ -44,6 +47,9 @@ class LaunchSpec(BaseModel):
     # Launch the browser at once, rather than when the WorkerSpec arrives. The driver is
     # always started at once.
     launch_browser: bool = True
+    # Serve one WorkerSpec per stdin line, each in a fresh context of the same browser,
+    # until EOF (context isolation); False: one spec, then exit (process isolation).
+    slot: bool = False
 
 
 class WorkerSpec(BaseModel):
@@ -146,6 +152,18 @@ class RunFinished(_Event):
     error: str | None = None
 
 
+class RunEnded(_Event):
+    """A slot worker is done with a run: its contexts are closed, its files written.
+
+    Only slot workers send it, after `run_finished`; the parent hands the slot the next
+    run only after it. `browser_crashed`: the browser disconnected since the slot's last
+    run began (it was relaunched), so the parent recycles the slot.
+    """
+
+    event: Literal["run_ended"] = "run_ended"
+    browser_crashed: bool = False
+
+
 Event = Annotated[
     BrowserLaunched
     | StepStarted
@@ -153,7 +171,8 @@ Event = Annotated[
     | PageTimingReported
     | ArtifactKept
     | ArtifactFailed
-    | RunFinished,
+    | RunFinished
+    | RunEnded,
     Field(discriminator="event"),
 ]
 _EVENTS: TypeAdapter[Event] = TypeAdapter(Event)

@@ -3,26 +3,30 @@
 The work is split three ways: prober.supervise.processes starts, streams, kills and
 reaps worker processes; prober.supervise.tracker says what a run's events came to;
 this module ties the two together for one run and owns what outlives a run (the
-pool of pre-started workers, the artifact store). Whatever the worker does (finish,
-fail, hang, crash, flood its stdout, print garbage), `WorkerRunner.run` returns
-exactly one RunResult and leaves no process behind.
+pool of pre-started workers or the slots of context isolation, the artifact store).
+Whatever the worker does (finish, fail, hang, crash, flood its stdout, print garbage),
+`WorkerRunner.run` returns exactly one RunResult and leaves no process behind.
 """
 
 import asyncio
 import sys
 import time
 from collections.abc import Sequence
+from typing import Literal
 
 from prober.contracts.config import Scenario
 from prober.contracts.protocol import LaunchSpec, WorkerSpec
-from prober.contracts.result import RunResult, new_run_id
+from prober.contracts.result import Outcome, RunResult, new_run_id
 from prober.contracts.secrets import Redactor
 from prober.supervise.artifacts import ArtifactStore
 from prober.supervise.pool import Prewarm, WarmPool
-from prober.supervise.processes import Worker, WorkerProcesses
+from prober.supervise.processes import Reading, Worker, WorkerProcesses
+from prober.supervise.slots import Slot, SlotLimits, SlotPool
 from prober.supervise.tracker import RunTracker
 
 WORKER_COMMAND = (sys.executable, "-m", "prober.worker")
+# `process`: a worker process per run; `context`: long-lived slots, a context per run.
+Isolation = Literal["process", "context"]
 
 
 def soft_margin(timeout: float) -> float:
@@ -45,6 +49,8 @@ class WorkerRunner:
         trace_on_success: bool = False,
         prewarm: Prewarm = "none",
         pool_size: int = 1,
+        isolation: Isolation = "process",
+        slot_limits: SlotLimits | None = None,
     ) -> None:
         self.browser_path = browser_path
         self.browser_args = list(browser_args)
@@ -53,9 +59,20 @@ class WorkerRunner:
         self.artifacts = artifacts
         self.trace_on_success = trace_on_success
         self.processes = WorkerProcesses(command, exit_wait)
+        self.slots = (
+            SlotPool(
+                lambda: self._start(f"slot-{new_run_id()}", True, slot=True),
+                self.processes.retire,
+                pool_size,
+                slot_limits or SlotLimits(),
+                prestart=prewarm != "none",
+            )
+            if isolation == "context"
+            else None
+        )
         self.pool = (
             None
-            if prewarm == "none"
+            if prewarm == "none" or self.slots is not None
             else WarmPool(
                 lambda: self._start(f"warm-{new_run_id()}", prewarm == "browser"),
                 self.processes.retire,
@@ -72,11 +89,15 @@ class WorkerRunner:
         """Start pre-starting workers (if `prewarm` asks for it); needs a running loop."""
         if self.pool is not None:
             self.pool.start()
+        if self.slots is not None:
+            self.slots.start()
 
     async def close(self) -> None:
         """Kill pre-started workers that will not be needed (prober shutdown)."""
         if self.pool is not None:
             await self.pool.close()
+        if self.slots is not None:
+            await self.slots.close()
 
     async def run(self, scenario: Scenario, run_id: str | None = None) -> RunResult:
         run_id = run_id or new_run_id()
@@ -91,6 +112,8 @@ class WorkerRunner:
             self.redact,
             component=scenario.component,
         )
+        if self.slots is not None:
+            return await self._run_in_slot(self.slots, scenario, tracker, hard_deadline)
         worker = await self.pool.take() if self.pool is not None else None
         if worker is None:
             try:
@@ -111,6 +134,43 @@ class WorkerRunner:
             await asyncio.shield(self._clean_up(worker, tracker))
         return tracker.result(ending)
 
+    async def _run_in_slot(
+        self, slots: SlotPool, scenario: Scenario, tracker: RunTracker, hard_deadline: float
+    ) -> RunResult:
+        """One run in a slot; the slot goes back only if the run ended with `run_ended`."""
+        try:
+            slot: Slot | None = await slots.take()
+        except OSError as exc:
+            return tracker.not_started(f"cannot start worker: {exc}", time.monotonic())
+        assert slot is not None
+        spec = self._spec(scenario, tracker.run_id, hard_deadline)
+
+        def on_line(line: bytes) -> Reading:
+            reading = tracker.line(line, time.monotonic())
+            return "more" if reading == "done" and tracker.ended is None else reading
+
+        try:
+            ending = await self.processes.exchange(
+                slot.worker, spec.model_dump_json().encode(), on_line, hard_deadline
+            )
+            # A run that hit its deadline never leaves its slot alive, even if the worker
+            # reported it itself: whatever wedged the page may still be running.
+            clean = (
+                ending.how == "done"
+                and tracker.ended is not None
+                and tracker.finished is not None
+                and tracker.finished.result is not Outcome.TIMEOUT
+            )
+            crashed = tracker.ended is not None and tracker.ended.browser_crashed
+            # Shielded: a cancelled run must still retire or return its slot.
+            done, slot = slot, None
+            await asyncio.shield(slots.give_back(done, clean, crashed))
+        finally:
+            if slot is not None:  # cancelled (shutdown) mid-run: the slot goes with it
+                await asyncio.shield(self.processes.retire(slot.worker))
+            await asyncio.shield(self._keep_artifacts(tracker))
+        return tracker.result(ending)
+
     def _spec(self, scenario: Scenario, run_id: str, hard_deadline: float) -> WorkerSpec:
         return WorkerSpec(
             run_id=run_id,
@@ -127,12 +187,13 @@ class WorkerRunner:
             trace_on_success=self.trace_on_success,
         )
 
-    async def _start(self, tag: str, launch_browser: bool) -> Worker:
+    async def _start(self, tag: str, launch_browser: bool, slot: bool = False) -> Worker:
         """A worker with its launch settings: it prepares while the run is not yet due."""
         launch = LaunchSpec(
             browser_path=self.browser_path,
             browser_args=self.browser_args,
             launch_browser=launch_browser,
+            slot=slot,
         )
         return await self.processes.start(tag, launch.model_dump_json().encode() + b"\n")
 

@@ -18,6 +18,7 @@ from prober.contracts.protocol import (
     Event,
     PageTimingReported,
     ProtocolError,
+    RunEnded,
     RunFinished,
     StepFinished,
     StepStarted,
@@ -70,6 +71,8 @@ class RunTracker:
     # A step the worker reported as failed: a worker killed while it saves artifacts
     # has already closed the step, so no step is in progress to blame.
     failed_step: str | None = None
+    # A slot worker's end of the run (prober.supervise.slots); None from other workers.
+    ended: RunEnded | None = None
 
     def line(self, line: bytes, now: float) -> Reading:
         """One line of the worker's output: read on, the result is in, or give up on it."""
@@ -105,6 +108,8 @@ class RunTracker:
                 self.artifact_error = self.artifact_error or error
             case RunFinished():
                 self.finished = event
+            case RunEnded():
+                self.ended = event
 
     def kept_artifacts(self, names: tuple[str, ...], error: str | None) -> None:
         """What the artifact store found once the worker was gone (prober.supervise.artifacts)."""
