@@ -30,7 +30,7 @@ import psutil
 
 from bench.common import BROWSER, PASSWORD, USER, load, write_result
 
-_RUNS = re.compile(r'^prober_scenario_runs_total\{[^}]*\} ([0-9.e+]+)$', re.M)
+_RUNS = re.compile(r"^prober_scenario_runs_total\{[^}]*\} ([0-9.e+]+)$", re.M)
 SCENARIO = """\
   - name: sign-in-{index}
     interval: 100ms
