@@ -12,6 +12,7 @@ same concurrency; the load average is recorded with each.
 """
 
 import argparse
+import asyncio
 import contextlib
 import os
 import re
@@ -28,7 +29,7 @@ from typing import Any
 
 import psutil
 
-from bench.common import BROWSER, PASSWORD, USER, load, write_result
+from bench.common import BROWSER, PASSWORD, USER, load, serve_target, write_result
 
 _RUNS = re.compile(r"^prober_scenario_runs_total\{[^}]*\} ([0-9.e+]+)$", re.M)
 SCENARIO = """\
@@ -199,20 +200,17 @@ def window(runner: Bare | Serve, concurrency: int, seconds: float) -> dict[str, 
 
 
 def measure(concurrencies: list[int], seconds: float) -> dict[str, Any]:
-    from bench.common import serve_target  # the target runs in this process's loop thread
-
-    import asyncio
-
     report: dict[str, Any] = {}
     ready = threading.Event()
     url: list[str] = []
     stop = threading.Event()
 
+    # The target site runs in a thread of its own: the windows below block on purpose.
     async def target() -> None:
         async with serve_target() as t:
             url.append(t.url)
             ready.set()
-            while not stop.is_set():
+            while not stop.is_set():  # noqa: ASYNC110  (a threading.Event, set by main)
                 await asyncio.sleep(0.2)
 
     thread = threading.Thread(target=lambda: asyncio.run(target()), daemon=True)
