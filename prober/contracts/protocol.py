@@ -5,10 +5,11 @@ then one `WorkerSpec` as JSON (and closes stdin) when the run is due; the worker
 one event per line back (NDJSON). A slot worker (`LaunchSpec.slot`, see
 prober/supervise/slots.py) instead reads one `WorkerSpec` per line until EOF, runs each
 in a fresh browser context, and ends every run with `RunEnded` once that run's context
-is closed and its files are written. The split lets a worker start Python, Playwright's
-driver and the browser before the run is due (see prober/supervise/pool.py). Streaming
-(rather than one result at exit) is what lets a run killed at its timeout still report
-the steps it finished and the one it was stuck in.
+is closed and its files are written; its first line, `SlotReady`, says the browser is up.
+The split lets a worker start Python, Playwright's driver and the browser before the
+run is due (see prober/supervise/pool.py). Streaming (rather than one result at exit)
+is what lets a run killed at its timeout still report the steps it finished and the
+one it was stuck in.
 
 Every event is a model below; `encode` is the only writer of the wire format and
 `decode` the only reader, for the worker, the parent and the test stubs alike. The
@@ -152,6 +153,18 @@ class RunFinished(_Event):
     error: str | None = None
 
 
+class SlotReady(_Event):
+    """A slot worker's first line: its browser is up (or `error` says why it is not).
+
+    The parent hands a slot its first run only after this, so a slow launch on a busy
+    node is the slot's start-up (an `error` if it fails), never part of a run's timeout.
+    """
+
+    event: Literal["slot_ready"] = "slot_ready"
+    browser_version: str = ""
+    error: str | None = None
+
+
 class RunEnded(_Event):
     """A slot worker is done with a run: its contexts are closed, its files written.
 
@@ -172,6 +185,7 @@ Event = Annotated[
     | ArtifactKept
     | ArtifactFailed
     | RunFinished
+    | SlotReady
     | RunEnded,
     Field(discriminator="event"),
 ]

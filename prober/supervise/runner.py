@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from prober.contracts.config import Scenario
-from prober.contracts.protocol import LaunchSpec, WorkerSpec
+from prober.contracts.protocol import LaunchSpec, SlotReady, WorkerSpec, decode
 from prober.contracts.result import Outcome, RunResult, new_run_id
 from prober.contracts.secrets import Redactor
 from prober.supervise.artifacts import ArtifactStore
@@ -25,6 +25,8 @@ from prober.supervise.slots import Slot, SlotLimits, SlotPool
 from prober.supervise.tracker import RunTracker
 
 WORKER_COMMAND = (sys.executable, "-m", "prober.worker")
+# How long a slot may take to start Python, the driver and the browser.
+SLOT_START_SECONDS = 60.0
 # `process`: a worker process per run; `context`: long-lived slots, a context per run.
 Isolation = Literal["process", "context"]
 
@@ -61,7 +63,7 @@ class WorkerRunner:
         self.processes = WorkerProcesses(command, exit_wait)
         self.slots = (
             SlotPool(
-                lambda: self._start(f"slot-{new_run_id()}", True, slot=True),
+                self._start_slot,
                 self.processes.retire,
                 pool_size,
                 slot_limits or SlotLimits(),
@@ -101,19 +103,9 @@ class WorkerRunner:
 
     async def run(self, scenario: Scenario, run_id: str | None = None) -> RunResult:
         run_id = run_id or new_run_id()
-        started_wall, started = time.time(), time.monotonic()
-        hard_deadline = started + scenario.timeout
-        tracker = RunTracker(
-            scenario.name,
-            run_id,
-            scenario.timeout,
-            started_wall,
-            started,
-            self.redact,
-            component=scenario.component,
-        )
         if self.slots is not None:
-            return await self._run_in_slot(self.slots, scenario, tracker, hard_deadline)
+            return await self._run_in_slot(self.slots, scenario, run_id)
+        tracker, hard_deadline = self._tracker(scenario, run_id)
         worker = await self.pool.take() if self.pool is not None else None
         if worker is None:
             try:
@@ -134,15 +126,34 @@ class WorkerRunner:
             await asyncio.shield(self._clean_up(worker, tracker))
         return tracker.result(ending)
 
-    async def _run_in_slot(
-        self, slots: SlotPool, scenario: Scenario, tracker: RunTracker, hard_deadline: float
-    ) -> RunResult:
-        """One run in a slot; the slot goes back only if the run ended with `run_ended`."""
+    def _tracker(self, scenario: Scenario, run_id: str) -> tuple[RunTracker, float]:
+        """A run's tracker, started now, and its hard deadline."""
+        started_wall, started = time.time(), time.monotonic()
+        tracker = RunTracker(
+            scenario.name,
+            run_id,
+            scenario.timeout,
+            started_wall,
+            started,
+            self.redact,
+            component=scenario.component,
+        )
+        return tracker, started + scenario.timeout
+
+    async def _run_in_slot(self, slots: SlotPool, scenario: Scenario, run_id: str) -> RunResult:
+        """One run in a slot; the slot goes back only if the run ended with `run_ended`.
+
+        The run's clock starts once it has a ready slot: a slot's start-up (Python, the
+        driver, the browser) is bounded by SLOT_START_SECONDS and is never blamed on
+        the target as a timeout.
+        """
         try:
             slot: Slot | None = await slots.take()
         except OSError as exc:
+            tracker, _ = self._tracker(scenario, run_id)
             return tracker.not_started(f"cannot start worker: {exc}", time.monotonic())
         assert slot is not None
+        tracker, hard_deadline = self._tracker(scenario, run_id)
         spec = self._spec(scenario, tracker.run_id, hard_deadline)
 
         def on_line(line: bytes) -> Reading:
@@ -186,6 +197,23 @@ class WorkerRunner:
             artifacts_dir=str(self.artifacts.directory) if self.artifacts else None,
             trace_on_success=self.trace_on_success,
         )
+
+    async def _start_slot(self) -> Worker:
+        """A slot worker whose browser is up; OSError (naming why) if it does not come up."""
+        worker = await self._start(f"slot-{new_run_id()}", True, slot=True)
+        assert worker.process.stdout is not None
+        try:
+            line = await asyncio.wait_for(worker.process.stdout.readline(), SLOT_START_SECONDS)
+            ready = decode(line)
+        except (TimeoutError, ValueError) as exc:
+            await self.processes.retire(worker)
+            why = "no answer" if isinstance(exc, TimeoutError) else str(exc)
+            raise OSError(f"slot did not start within {SLOT_START_SECONDS:g}s: {why}") from None
+        if not isinstance(ready, SlotReady) or ready.error:
+            await self.processes.retire(worker)
+            error = ready.error if isinstance(ready, SlotReady) else f"got {ready.event}"
+            raise OSError(f"browser launch failed: {self.redact(error or '')}")
+        return worker
 
     async def _start(self, tag: str, launch_browser: bool, slot: bool = False) -> Worker:
         """A worker with its launch settings: it prepares while the run is not yet due."""

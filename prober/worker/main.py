@@ -33,6 +33,7 @@ from prober.contracts.protocol import (
     LaunchSpec,
     RunEnded,
     RunFinished,
+    SlotReady,
     StepFinished,
     StepStarted,
     WorkerSpec,
@@ -344,6 +345,11 @@ async def serve_slot(launch: LaunchSpec, events_fd: int) -> None:
     # the same for every run of one config, so its redactor is reused while unchanged.
     redactors: dict[tuple[str, ...], Redactor] = {}
     try:
+        try:
+            ready = SlotReady(browser_version=(await starter.browser()).version)
+        except Exception as exc:
+            ready = SlotReady(error=describe(exc))
+        os.write(events_fd, encode(ready))
         while line := await asyncio.to_thread(sys.stdin.buffer.readline):
             spec = WorkerSpec.model_validate_json(line)
             key = tuple(spec.secrets)

@@ -4,6 +4,7 @@ The autouse no_leftover_processes fixture checks, after every test, that no work
 driver or browser process and no zombie is left.
 """
 
+import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -16,7 +17,7 @@ from prober.contracts.config import Config
 from prober.contracts.result import Outcome
 from prober.supervise.runner import WorkerRunner
 from prober.supervise.slots import SlotLimits
-from tests.conftest import sign_in_scenario
+from tests.conftest import Target, sign_in_scenario
 
 Load = Callable[[Path], Config]
 MakeRunner = Callable[..., WorkerRunner]
@@ -134,8 +135,6 @@ async def test_each_run_gets_a_fresh_context_in_the_same_browser(
     )
     # The same slot served all three: the isolation came from the context alone.
     assert len(pids) == 1 and slot_pids(slots) == pids
-    assert first.browser_launch_seconds is not None and second.browser_launch_seconds is not None
-    assert second.browser_launch_seconds < first.browser_launch_seconds
 
 
 async def test_python_modules_are_imported_afresh_for_every_run(
@@ -207,3 +206,22 @@ async def test_a_browser_killed_between_runs_is_relaunched_and_its_slot_recycled
     again = await slots.run(config.scenario("sso-login"))
     assert again.result is Outcome.SUCCESS, again.error
     assert slot_pids(slots) not in ([], [pid])
+
+
+async def test_a_server_delay_shows_in_full_with_three_slots_in_parallel(
+    config: Config, make_runner: MakeRunner, target_env: Target
+) -> None:
+    target_env.delays["/idp/authorize"] = 0.3
+    runner = make_runner(config, isolation="context", pool_size=3)
+    try:
+        for _ in range(2):  # the second round runs in warm slots
+            results = await asyncio.gather(
+                *(runner.run(config.scenario("sso-login")) for _ in range(3))
+            )
+            assert [r.result for r in results] == [Outcome.SUCCESS] * 3, [r.error for r in results]
+            for result in results:
+                durations = {s.name: s.duration_seconds for s in result.steps}
+                assert durations["idp_page_loaded"] >= 0.30
+        assert len(slot_pids(runner)) == 3
+    finally:
+        await runner.close()
