@@ -93,8 +93,9 @@ def check_url(url: str) -> str:
         raise ValueError("not a valid URL (a bracket or port is malformed)") from None
     if parts.scheme.lower() not in URL_SCHEMES or not parts.hostname or not port_ok:
         raise ValueError("not an absolute http(s) URL, e.g. https://app.example/login")
-    # Elsewhere a browser percent-encodes white space (a password in a query, say).
-    if any(c.isspace() for c in parts.netloc):
+    # Elsewhere a browser percent-encodes white space (a password in a query or in the
+    # userinfo, say); only the host itself can never hold it.
+    if any(c.isspace() for c in parts.netloc.rpartition("@")[2]):
         raise ValueError("not a valid URL: its host contains white space")
     return url
 

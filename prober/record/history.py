@@ -252,7 +252,10 @@ class SqliteStore:
             " GROUP BY result",
             (scenario, since),
         ).fetchall()
-        return {Outcome(result): count for result, count in rows}
+        # A row with a result this version does not know counts for nothing: `runs`
+        # skips and reports it (see _unreadable), and availability must not fail on it.
+        known = {outcome.value: outcome for outcome in Outcome}
+        return {known[result]: count for result, count in rows if result in known}
 
     def prune(self, success_before: float, failure_before: float) -> int:
         cursor = self._db.execute(

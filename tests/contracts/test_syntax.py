@@ -63,6 +63,7 @@ def test_selectors_no_browser_accepts_fail(selector: str, message: str) -> None:
         "data:text/html,<p>test page</p>",
         "about:blank",
         "https://app.example/login?password=s3cr&t pa%ss+wörd/?=",
+        "http://probe+name@example.com:p@ss w0rd!@app.example/",  # a password in userinfo
     ],
 )
 def test_absolute_http_urls_pass(url: str) -> None:
@@ -80,6 +81,7 @@ def test_absolute_http_urls_pass(url: str) -> None:
         "http://[::1",
         "http://host:99999/",
         "http://host name/",
+        "http://user:pw@host name/",
         "javascript:alert(1)",
     ],
 )
