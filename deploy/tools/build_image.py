@@ -364,26 +364,61 @@ def chromium_version(output: str) -> str:
     return m.group(1)
 
 
+def deployment_pod() -> dict:
+    """The base Deployment's pod spec."""
+    path = ROOT / "deploy/k8s/base/deployment.yaml"
+    return yaml.safe_load(path.read_text())["spec"]["template"]["spec"]
+
+
+def example_secret() -> dict[str, str]:
+    """secret.example.yaml's placeholder values, standing in for the real Secret."""
+    path = ROOT / "deploy/k8s/base/secret.example.yaml"
+    return yaml.safe_load(path.read_text())["stringData"]
+
+
 def deployment_env() -> dict[str, str]:
     """The base Deployment's container env; Secret refs get secret.example.yaml's values."""
-    base = ROOT / "deploy/k8s/base"
-    pod = yaml.safe_load((base / "deployment.yaml").read_text())["spec"]["template"]["spec"]
-    (prober,) = pod["containers"]
-    secret = yaml.safe_load((base / "secret.example.yaml").read_text())["stringData"]
+    (prober,) = deployment_pod()["containers"]
+    secret = example_secret()
     return {
         e["name"]: e["value"] if "value" in e else secret[e["valueFrom"]["secretKeyRef"]["key"]]
         for e in prober["env"]
     }
 
 
+def secret_mounts(tmp: Path) -> list[str]:
+    """`--volume` options that mount the Deployment's Secret volumes, as the kubelet would.
+
+    Each Secret volume becomes a directory of one file per key of secret.example.yaml,
+    so scenarios reading `${file:/etc/prober-credentials/KEY}` are checked as deployed.
+    """
+    pod = deployment_pod()
+    (prober,) = pod["containers"]
+    secrets = {v["name"] for v in pod.get("volumes", []) if "secret" in v}
+    options = []
+    for mount in prober.get("volumeMounts", []):
+        if mount["name"] not in secrets:
+            continue
+        directory = tmp / mount["name"]
+        directory.mkdir(mode=0o755)
+        for key, value in example_secret().items():
+            (directory / key).write_text(value)
+            (directory / key).chmod(0o444)
+        options.append(f"--volume={directory}:{mount['mountPath']}:ro")
+    return options
+
+
 def check_scenarios(buildah: Buildah, ctr: str) -> None:
-    """`prober check` as the Deployment runs it: its env, the ConfigMap at PROBER_CONFIG."""
+    """`prober check` as the Deployment runs it: its env, its Secret files, the ConfigMap."""
     source = ROOT / "deploy/k8s/base/scenarios.yaml"
     env = deployment_env()
     buildah("copy", "--quiet", ctr, str(source), env["PROBER_CONFIG"])
-    args = ["run", "--isolation", "chroot", "--user", UID_GID]
-    args += [f"--env={k}={v}" for k, v in env.items()]
-    out = buildah(*args, ctr, "--", "prober", "check")
+    with tempfile.TemporaryDirectory(prefix="prober-secrets-") as tmp:
+        Path(tmp).chmod(0o755)
+        args = ["run", "--isolation", "chroot", "--user", UID_GID]
+        args += [f"--env={k}={v}" for k, v in env.items()]
+        args += secret_mounts(Path(tmp))
+        out = buildah(*args, ctr, "--", "prober", "check")
     log(f"prober check (Deployment env, {source.relative_to(ROOT)}): {out.splitlines()[-1]}")
 
 
