@@ -7,7 +7,15 @@ Each benchmark prints its figures and writes bench/results/<name>.json.
 import argparse
 import time
 
-from bench import b1_run_cost, b2_accuracy, b3_schedule, b4_memory, b5_scale, b9_traces
+from bench import (
+    b1_run_cost,
+    b2_accuracy,
+    b3_schedule,
+    b4_memory,
+    b5_scale,
+    b7_capacity,
+    b9_traces,
+)
 from bench.common import machine
 
 
@@ -18,7 +26,15 @@ def main() -> None:
     flags = ["--quick"] if args.quick else []
     print("machine:", machine())
     started = time.monotonic()
-    for bench in (b1_run_cost, b2_accuracy, b3_schedule, b4_memory, b5_scale, b9_traces):
+    for bench in (
+        b1_run_cost,
+        b2_accuracy,
+        b3_schedule,
+        b4_memory,
+        b5_scale,
+        b7_capacity,
+        b9_traces,
+    ):
         began = time.monotonic()
         bench.main(flags)
         print(f"  ({time.monotonic() - began:.0f} s)\n")

@@ -38,7 +38,8 @@ from prober.supervise.browser import (
     playwright_version,
 )
 from prober.supervise.pool import Prewarm
-from prober.supervise.runner import WorkerRunner
+from prober.supervise.runner import Isolation, WorkerRunner
+from prober.supervise.slots import SlotLimits
 
 log = logging.getLogger(__name__)
 ORPHAN_REAP_SECONDS = 5.0
@@ -50,6 +51,7 @@ def make_runner(
     browser: Path | None,
     redact: Redactor,
     prewarm: Prewarm = "none",
+    isolation: Isolation = "process",
 ) -> WorkerRunner:
     """The runner; `serve` pre-starts workers, a one-off `prober run` has nothing to gain."""
     return WorkerRunner(
@@ -70,6 +72,10 @@ def make_runner(
         # More runs than this cannot start at once, so more ready workers would only idle.
         pool_size=min(settings.max_concurrency, len(config.scenarios)),
         ca_file=str(settings.ca_file.absolute()) if settings.ca_file else None,
+        isolation=isolation,
+        slot_limits=SlotLimits(
+            settings.slot_max_runs, settings.slot_max_age, settings.slot_max_memory
+        ),
     )
 
 
@@ -140,7 +146,7 @@ async def serve(
     token = settings.api_token.get_secret_value() if settings.api_token else None
     redact = Redactor([*config.secrets, *([token] if token else [])])
     set_redactor(redact)
-    runner = make_runner(settings, config, browser, redact, settings.prewarm)
+    runner = make_runner(settings, config, browser, redact, settings.prewarm, settings.isolation)
     spans = traces.sink_from_environment(os.environ, settings.location)
     scheduler = Scheduler(
         runner.run,

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     # prober/supervise/pool.py): `browser` makes a tick cost about what a bare Playwright script's
     # run costs, for one idle browser per concurrency slot; `none` starts each worker cold.
     prewarm: Literal["none", "driver", "browser"] = "browser"
+    # `context`: one long-lived worker (driver and browser) per concurrency slot, a fresh
+    # BrowserContext per run (prober/supervise/slots.py); `process`: a worker process per
+    # run. The slot is recycled after slot_max_runs runs, slot_max_age, slot_max_memory bytes
+    # of its tree's PSS, a browser crash, and any run that timed out.
+    isolation: Literal["process", "context"] = "context"
+    slot_max_runs: int = Field(default=100, ge=1)
+    slot_max_age: Duration = Field(default=3600.0, gt=0)
+    slot_max_memory: int = Field(default=1 << 30, ge=1 << 26)
     # Live reload: how often the scenario file's resolved path, inode and mtime are checked.
     config_poll_interval: Duration = Field(default=2.0, gt=0)
     # Sharded mode (docs/operations.md): off unless shard_count is set.

@@ -1,6 +1,8 @@
 """Soak: many runs of a real `prober serve`, every 10th one wedged and killed at its timeout.
 
-Not in the default run (marker `soak`, also `slow`). One command, count configurable:
+The long version is not in the default run (marker `soak`, also `slow`); a short one
+with Chromium SIGKILLed every few seconds is, for both isolation modes. The long one,
+count configurable:
     PROBER_SOAK_RUNS=1000 .venv/bin/python -m pytest -m soak -s tests/test_soak.py
 It prints (and with PROBER_SOAK_REPORT=path writes) RSS, open descriptors and leftover
 processes of the serving process; docs/operations.md has the published figures.
@@ -10,9 +12,12 @@ import asyncio
 import contextlib
 import json
 import os
+import random
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -20,7 +25,6 @@ from aiohttp import web
 
 from tests.test_serve_faults import Serve, serve  # noqa: F401  (a fixture)
 
-pytestmark = [pytest.mark.slow, pytest.mark.soak]
 # Read at import: the `serve` fixture clears PROBER_* variables from the environment.
 RUNS = int(os.environ.get("PROBER_SOAK_RUNS", "1000"))
 REPORT = os.environ.get("PROBER_SOAK_REPORT")
@@ -66,8 +70,69 @@ def zombies(process: psutil.Process) -> int:
     return found
 
 
-async def test_soak(serve: Serve, counting_site: str, tmp_path: Path) -> None:  # noqa: F811
-    total = RUNS
+def browsers(process: psutil.Process) -> list[psutil.Process]:
+    """The main Chromium processes (not renderers or helpers) under `prober serve`."""
+    found = []
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.name() == "chromium" and not any(
+                arg.startswith("--type=") for arg in child.cmdline()
+            ):
+                found.append(child)
+    return found
+
+
+async def kill_browsers(process: psutil.Process, every: float) -> None:
+    """SIGKILL one running Chromium about every `every` seconds, until cancelled."""
+    while True:
+        await asyncio.sleep(every)
+        running = browsers(process)
+        if running:
+            with contextlib.suppress(psutil.Error, OSError):
+                os.kill(random.choice(running).pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("isolation", ["process", "context"])
+async def test_short_soak_with_browsers_killed(
+    serve: Serve,  # noqa: F811
+    counting_site: str,
+    tmp_path: Path,
+    isolation: str,
+) -> None:
+    """20 runs, Chromium SIGKILLed every 3 s: nothing left behind, each run counted once."""
+    report = await soak(serve, counting_site, tmp_path, 20, isolation, chaos=True)
+    assert report["zombies_after_stop"] == 0, report
+
+
+@pytest.mark.slow
+@pytest.mark.soak
+@pytest.mark.parametrize("isolation", ["process", "context"])
+async def test_soak(
+    serve: Serve,  # noqa: F811
+    counting_site: str,
+    tmp_path: Path,
+    isolation: str,
+) -> None:
+    report = await soak(serve, counting_site, tmp_path, RUNS, isolation, chaos=False)
+    # Every 10th page view wedges its run; nothing else may go wrong.
+    results = report["results"]
+    assert results.get("timeout", 0) >= report["runs"] // 10 - 2, report
+    assert results.get("error", 0) == 0 and results.get("failure", 0) == 0, report
+    assert report["rss_growth_percent"] <= 5, report
+    assert report["open_fds_end"] <= report["open_fds_after_warm_up"] + 5, report
+    assert not report["zombies_after_stop"], report
+
+
+async def soak(
+    serve: Serve,  # noqa: F811
+    counting_site: str,
+    tmp_path: Path,
+    total: int,
+    isolation: str,
+    chaos: bool,
+) -> dict[str, Any]:
+    """Serve two scenarios until `total` runs are counted; the figures, and checks that
+    hold with or without chaos (each run counted exactly once)."""
     (tmp_path / "soak_flow.py").write_text(SCRIPT)
     scenario = """
   - name: {name}
@@ -82,16 +147,18 @@ async def test_soak(serve: Serve, counting_site: str, tmp_path: Path) -> None:  
             "SOAK_URL": counting_site,
             "PROBER_MAX_CONCURRENCY": "2",
             "PYTHONPATH": str(tmp_path),
-            "PROBER_LOG_LEVEL": "WARNING",
+            "PROBER_LOG_LEVEL": "INFO",
+            "PROBER_ISOLATION": isolation,
         },
     )
     process = psutil.Process(served.process.pid)
+    killer = asyncio.create_task(kill_browsers(process, 3.0)) if chaos else None
 
     async def runs() -> float:
         samples = await served.scrape()
         return sum(v for (name, _), v in samples.items() if name == "prober_scenario_runs_total")
 
-    warm_up = max(20, total // 10)
+    warm_up = min(total // 2, max(20, total // 10))
     started = time.monotonic()
     while await runs() < warm_up:  # noqa: ASYNC110  (polling another process)
         await asyncio.sleep(1)
@@ -100,6 +167,10 @@ async def test_soak(serve: Serve, counting_site: str, tmp_path: Path) -> None:  
     while (done := await runs()) < total:
         max_zombies = max(max_zombies, zombies(process))
         await asyncio.sleep(1)
+    if killer is not None:
+        killer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await killer
     rss_end, fds_end = process.memory_info().rss, process.num_fds()
     samples = await served.scrape()
     results: dict[str, float] = {}
@@ -125,9 +196,9 @@ async def test_soak(serve: Serve, counting_site: str, tmp_path: Path) -> None:  
     print("soak:", json.dumps(report))
     if REPORT:
         await asyncio.to_thread(Path(REPORT).write_text, json.dumps(report, indent=2) + "\n")
-    # Every 10th page view wedges its run; nothing else may go wrong.
-    assert results.get("timeout", 0) >= done // 10 - 2, report
-    assert results.get("error", 0) == 0 and results.get("failure", 0) == 0, report
-    assert report["rss_growth_percent"] <= 5, report
-    assert fds_end <= fds_start + 5, report
-    assert not leftovers, report
+    # Counted exactly once: one `run finished` line per run counted in the metrics (the
+    # log can only be ahead, by runs that finished after the last scrape).
+    finished = served.finished()
+    assert sum(results.values()) <= len(finished) <= sum(results.values()) + 2, report
+    assert len({entry["run_id"] for entry in finished}) == len(finished), report
+    return report

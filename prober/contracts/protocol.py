@@ -2,10 +2,14 @@
 
 The parent writes one `LaunchSpec` line on the worker's stdin when it starts the worker,
 then one `WorkerSpec` as JSON (and closes stdin) when the run is due; the worker streams
-one event per line back (NDJSON). The split lets a worker start Python, Playwright's
-driver and the browser before the run is due (see prober/supervise/pool.py). Streaming
-(rather than one result at exit) is what lets a run killed at its timeout still report
-the steps it finished and the one it was stuck in.
+one event per line back (NDJSON). A slot worker (`LaunchSpec.slot`, see
+prober/supervise/slots.py) instead reads one `WorkerSpec` per line until EOF, runs each
+in a fresh browser context, and ends every run with `RunEnded` once that run's context
+is closed and its files are written; its first line, `SlotReady`, says the browser is up.
+The split lets a worker start Python, Playwright's driver and the browser before the
+run is due (see prober/supervise/pool.py). Streaming (rather than one result at exit)
+is what lets a run killed at its timeout still report the steps it finished and the
+one it was stuck in.
 
 Every event is a model below; `encode` is the only writer of the wire format and
 `decode` the only reader, for the worker, the parent and the test stubs alike. The
@@ -70,6 +74,9 @@ class LaunchSpec(BaseModel):
     launch_browser: bool = True
     # PROBER_CA_FILE: private CAs the browser trusts (prober.worker.trust).
     ca_file: str | None = None
+    # Serve one WorkerSpec per stdin line, each in a fresh context of the same browser,
+    # until EOF (context isolation); False: one spec, then exit (process isolation).
+    slot: bool = False
 
 
 class WorkerSpec(BaseModel):
@@ -224,6 +231,30 @@ class RunFinished(_Event):
     error: str | None = None
 
 
+class SlotReady(_Event):
+    """A slot worker's first line: its browser is up (or `error` says why it is not).
+
+    The parent hands a slot its first run only after this, so a slow launch on a busy
+    node is the slot's start-up (an `error` if it fails), never part of a run's timeout.
+    """
+
+    event: Literal["slot_ready"] = "slot_ready"
+    browser_version: str = ""
+    error: str | None = None
+
+
+class RunEnded(_Event):
+    """A slot worker is done with a run: its contexts are closed, its files written.
+
+    Only slot workers send it, after `run_finished`; the parent hands the slot the next
+    run only after it. `browser_crashed`: the browser disconnected since the slot's last
+    run began (it was relaunched), so the parent recycles the slot.
+    """
+
+    event: Literal["run_ended"] = "run_ended"
+    browser_crashed: bool = False
+
+
 Event = Annotated[
     BrowserLaunched
     | StepStarted
@@ -234,7 +265,9 @@ Event = Annotated[
     | CertificateSeen
     | ArtifactKept
     | ArtifactFailed
-    | RunFinished,
+    | RunFinished
+    | SlotReady
+    | RunEnded,
     Field(discriminator="event"),
 ]
 _EVENTS: TypeAdapter[Event] = TypeAdapter(Event)

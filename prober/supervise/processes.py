@@ -64,6 +64,22 @@ def tagged(process: psutil.Process, run_id: str) -> bool:
         return False
 
 
+def tree_memory(pid: int) -> int:
+    """Proportional set size (PSS) in bytes of a process and all its descendants (a
+    slot's worker, driver and browser); 0 once it is gone. Blocking: call it in a thread.
+
+    PSS, not RSS: Chromium's processes share most of their pages, and summing their RSS
+    counts those once per process (1.05 GB of RSS for 0.50 GB of PSS, one idle page).
+    """
+    total = 0
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        for process in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += process.memory_full_info().pss
+    return total
+
+
 def run_processes(pid: int, run_id: str) -> list[psutil.Process]:
     """The worker's live tree plus any re-parented process that carries the run's tag."""
     found: dict[int, psutil.Process] = {}
@@ -365,6 +381,33 @@ class WorkerProcesses:
                 how = await _read(process.stdout, on_line)
                 if how in ("done", "eof"):
                     # The result is in (or the worker is gone): a moment to exit cleanly.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(process.wait(), self.exit_wait)
+        except TimeoutError:
+            how = "timeout"
+        return Ending(how, time.monotonic(), process.returncode, worker.stderr())
+
+    async def exchange(
+        self,
+        worker: Worker,
+        payload: bytes,
+        on_line: Callable[[bytes], Reading],
+        deadline: float,
+    ) -> Ending:
+        """Write one `payload` line and keep stdin open (a slot worker serves many), then
+        hand each output line to `on_line` until it says "done"; all before `deadline`."""
+        process = worker.process
+        assert process.stdin and process.stdout
+        how: Literal["done", "eof", "stopped", "timeout", "overflow"] = "eof"
+        try:
+            async with asyncio.timeout_at(deadline):
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    process.stdin.write(payload + b"\n")
+                    await process.stdin.drain()
+                how = await _read(process.stdout, on_line)
+                if how == "eof":
+                    # The slot worker died mid-run: a moment to reap it, so the run's
+                    # error can name its exit status.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(process.wait(), self.exit_wait)
         except TimeoutError:

@@ -24,6 +24,7 @@ from prober.contracts.protocol import (
     ProtocolError,
     RequestFailed,
     RequestsCounted,
+    RunEnded,
     RunFinished,
     StepFinished,
     StepStarted,
@@ -86,6 +87,8 @@ class RunTracker:
     failed_step: str | None = None
     # Processes of the run found stopped when it timed out (prober.supervise.runner).
     stopped_processes: list[str] = field(default_factory=list)
+    # A slot worker's end of the run (prober.supervise.slots); None from other workers.
+    ended: RunEnded | None = None
 
     def line(self, line: bytes, now: float) -> Reading:
         """One line of the worker's output: read on, the result is in, or give up on it."""
@@ -140,6 +143,8 @@ class RunTracker:
                 self.artifact_error = self.artifact_error or error
             case RunFinished():
                 self.finished = event
+            case RunEnded():
+                self.ended = event
 
     def kept_artifacts(self, names: tuple[str, ...], error: str | None) -> None:
         """What the artifact store found once the worker was gone (prober.supervise.artifacts)."""

@@ -1,7 +1,11 @@
-"""The subprocess that performs one run: `python -m prober.worker`, specs on stdin.
+"""The subprocess that performs runs: `python -m prober.worker`, specs on stdin.
 
-One process per run keeps runs isolated: a leaked page, a wedged driver or a scenario
-that blocks the event loop dies with its process, and the parent can always kill it.
+Process isolation (one process per run) keeps runs apart completely: a leaked page, a
+wedged driver or a scenario that blocks the event loop dies with its process. A slot
+worker (context isolation) keeps its driver and browser and runs one spec after another,
+each in a fresh BrowserContext (no cookies, storage, cache or permissions carried over);
+the parent kills it with its tree at any run's timeout and recycles it (see
+prober/supervise/slots.py), so a wedged page still never outlives its run.
 The worker reads its launch settings first and starts preparing (driver, browser) while
 it waits for the run's spec, so a pool can start it before the run is due.
 Events go to a private copy of stdout; fd 1 itself is pointed at stderr so that a stray
@@ -28,7 +32,9 @@ from prober.contracts.protocol import (
     BrowserLaunched,
     Event,
     LaunchSpec,
+    RunEnded,
     RunFinished,
+    SlotReady,
     StepFinished,
     StepStarted,
     WorkerSpec,
@@ -141,6 +147,19 @@ def load_body(spec: WorkerSpec) -> ScriptFunction:
     return function  # type: ignore[no-any-return]
 
 
+def forget_modules(before: set[str], python_path: list[str]) -> None:
+    """Drop the modules a run imported from the scenario directory, so the next run in
+    the same slot imports them afresh: module-level state never carries over.
+
+    Libraries from elsewhere (site-packages) stay imported, and their state with them.
+    """
+    roots = tuple(os.path.join(os.path.abspath(entry), "") for entry in python_path)
+    for name in set(sys.modules) - before:
+        origin = getattr(sys.modules[name], "__file__", None) or ""
+        if os.path.abspath(origin).startswith(roots):
+            del sys.modules[name]
+
+
 async def run_steps(page: Page, step: StepTimer, steps: list[Step]) -> None:
     for declared in steps:
         async with step(declared.name, declared.component):
@@ -161,6 +180,9 @@ class BrowserStarter:
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._env: dict[str, str | float | bool] | None = None
+        # The browser disconnected (crashed, killed) since the flag was last taken.
+        self.crashed = False
+        self._closing = False
         self._started = asyncio.create_task(self._start())
 
     async def _start(self) -> None:
@@ -179,7 +201,21 @@ class BrowserStarter:
             headless=True,
             env=self._env,
         )
+        self._browser.on("disconnected", self._disconnected)
         return self._browser
+
+    def _disconnected(self, browser: Browser) -> None:
+        if not self._closing:
+            self.crashed = True
+
+    @property
+    def current(self) -> Browser | None:
+        return self._browser
+
+    def take_crashed(self) -> bool:
+        """Whether the browser crashed since the last call (a slot is then recycled)."""
+        crashed, self.crashed = self.crashed, False
+        return crashed
 
     async def browser(self) -> Browser:
         """The browser launched early if it is still up, else one launched now (once)."""
@@ -194,6 +230,7 @@ class BrowserStarter:
 
     async def close(self) -> None:
         # The parent reaps whatever is left; nothing is worth reporting past the result.
+        self._closing = True
         self._started.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._started
@@ -232,11 +269,20 @@ async def execute(spec: WorkerSpec, events: EventStream, starter: BrowserStarter
         async with asyncio.timeout_at(spec.soft_deadline):
             browser = await starter.browser()
             har = capture.har_path() if capture else None
-            context = await (
-                browser.new_context(record_har_path=har, record_har_content="omit")
-                if har
-                else browser.new_context()
-            )
+
+            async def new_context(browser: Browser) -> BrowserContext:
+                if har:
+                    return await browser.new_context(record_har_path=har, record_har_content="omit")
+                return await browser.new_context()
+
+            try:
+                context = await new_context(browser)
+            except PlaywrightError:
+                # A slot's browser that crashed between runs, not yet seen as gone.
+                if browser.is_connected():
+                    raise
+                browser = await starter.browser()
+                context = await new_context(browser)
             requests.install(context)
             certificates.install(context)
             page = await context.new_page()
@@ -333,6 +379,54 @@ def _report_deadline(spec: WorkerSpec) -> float:
     return spec.hard_deadline - min(REPORT_RESERVE_SECONDS, margin / 2)
 
 
+async def serve_slot(launch: LaunchSpec, events_fd: int) -> None:
+    """Run one spec per stdin line in a fresh context of one browser, until EOF.
+
+    After each run: every context is closed (cookies, storage, cache, permissions and
+    pages go with it), modules imported from the scenario directory are forgotten, the
+    spec (with its expanded credentials) is dropped, and `run_ended` is sent.
+    """
+    starter = BrowserStarter(launch)
+    # Compiling the masking patterns costs ~40 ms of CPU per secret; the secret set is
+    # the same for every run of one config, so its redactor is reused while unchanged.
+    redactors: dict[tuple[str, ...], Redactor] = {}
+    try:
+        try:
+            ready = SlotReady(browser_version=(await starter.browser()).version)
+        except Exception as exc:
+            ready = SlotReady(error=describe(exc))
+        os.write(events_fd, encode(ready))
+        while line := await asyncio.to_thread(sys.stdin.buffer.readline):
+            spec = WorkerSpec.model_validate_json(line)
+            key = tuple(spec.secrets)
+            redact = redactors.pop(key, None) or Redactor(spec.secrets)
+            totp.mask_with(redact.add)
+            before = set(sys.modules)
+            try:
+                await execute(spec, EventStream(events_fd, redact), starter)
+                await close_contexts(starter)
+            finally:
+                forget_modules(before, spec.python_path)
+                totp.mask_with(lambda codes: None)
+            # A redactor that TOTP codes were added to is not the config's any more.
+            if redact.secrets == tuple(sorted(set(filter(None, key)))):
+                redactors = {key: redact}
+            del spec, redact
+            os.write(events_fd, encode(RunEnded(browser_crashed=starter.take_crashed())))
+    finally:
+        await starter.close()
+
+
+async def close_contexts(starter: BrowserStarter) -> None:
+    """Close every context of the browser, the run's own and any a script opened."""
+    browser = starter.current
+    if browser is None or not browser.is_connected():
+        return
+    for context in browser.contexts:
+        with contextlib.suppress(PlaywrightError):
+            await asyncio.wait_for(context.close(), CLOSE_SECONDS)
+
+
 async def serve_one(launch: LaunchSpec, events_fd: int) -> None:
     """Prepare while waiting for the run's spec, then perform that one run and exit.
 
@@ -370,7 +464,7 @@ def main() -> int:
     events_fd = os.dup(1)
     os.dup2(2, 1)
     launch = LaunchSpec.model_validate_json(sys.stdin.buffer.readline())
-    asyncio.run(serve_one(launch, events_fd))
+    asyncio.run((serve_slot if launch.slot else serve_one)(launch, events_fd))
     return 0
 
 

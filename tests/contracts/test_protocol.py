@@ -34,6 +34,9 @@ EVENTS: list[protocol.Event] = [
     protocol.ArtifactFailed(error="OSError: [Errno 28] No space left on device"),
     protocol.RunFinished(result=Outcome.FAILURE, duration_seconds=2.41, failed_step="login"),
     protocol.RunFinished(result=Outcome.ERROR, error="browser launch failed"),
+    protocol.RunEnded(browser_crashed=True),
+    protocol.SlotReady(browser_version="156.0.8078.79"),
+    protocol.SlotReady(error="Executable doesn't exist"),
 ]
 
 

@@ -282,25 +282,32 @@ def browser_main(worker: int) -> psutil.Process | None:
 
 
 @pytest.mark.parametrize("victim", ["worker", "browser"])
+@pytest.mark.parametrize("isolation", ["process", "context"])
 async def test_process_killed_mid_step_is_a_crash(
     victim: str,
+    isolation: str,
     write_config: WriteConfig,
     make_runner: MakeRunner,
     silent_server: tuple[str, asyncio.Event],
 ) -> None:
     config = load_config(write_config(one_step(silent_server[0], timeout="60s")))
-    runner = make_runner(config)
-    run = asyncio.create_task(runner.run(config.scenario("faulty")))
-    await asyncio.wait_for(silent_server[1].wait(), 45)  # the step is waiting on the target
-    (worker,) = runner.live_pids
-    if victim == "worker":
-        os.kill(worker, signal.SIGKILL)
-    else:
-        browser = browser_main(worker)
-        assert browser is not None
-        browser.kill()
-    result = await asyncio.wait_for(run, 45)
-    assert_verdict(result, Outcome.ERROR, Reason.CRASH, "page_loaded")
+    runner = make_runner(config, isolation=isolation)
+    try:
+        run = asyncio.create_task(runner.run(config.scenario("faulty")))
+        await asyncio.wait_for(silent_server[1].wait(), 45)  # the step waits on the target
+        (worker,) = runner.live_pids
+        if victim == "worker":
+            os.kill(worker, signal.SIGKILL)
+        else:
+            browser = browser_main(worker)
+            assert browser is not None
+            browser.kill()
+        result = await asyncio.wait_for(run, 45)
+        assert_verdict(result, Outcome.ERROR, Reason.CRASH, "page_loaded")
+        # A slot whose browser or worker died is never handed another run.
+        assert runner.slots is None or runner.slots.idle == []
+    finally:
+        await runner.close()
 
 
 async def test_a_stopped_browser_at_the_deadline_is_an_error_not_the_targets_timeout(

@@ -6,6 +6,7 @@ import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import psutil
 import pytest
@@ -171,21 +172,29 @@ async def test_browser_that_died_waiting_is_launched_again(
         await runner.close()
 
 
-def warm_processes() -> list[psutil.Process]:
+def warm_processes(prefix: str = "warm-") -> list[psutil.Process]:
+    """Our descendants whose run tag is a pre-started worker's (`warm-`) or a slot's."""
     found = []
     for child in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if child.environ().get(processes.RUN_TAG_ENV, "").startswith("warm-"):
+            if child.environ().get(processes.RUN_TAG_ENV, "").startswith(prefix):
                 found.append(child)
     return found
 
 
+@pytest.mark.parametrize(("isolation", "tag"), [("process", "warm-"), ("context", "slot-")])
 async def test_serve_kills_prestarted_workers_when_it_stops(
-    sign_in: Config, clean_env: None, monkeypatch: pytest.MonkeyPatch
+    sign_in: Config,
+    clean_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    isolation: Literal["process", "context"],
+    tag: str,
 ) -> None:
+    """Pre-started workers (process isolation) and slots (context) start with `serve`,
+    before any run is due, and `serve` takes their whole trees down when it stops."""
     # No scheduled run can start during the test: only the pool starts a worker.
     monkeypatch.setenv("PROBER_MAX_START_OFFSET", "1h")
-    settings = Settings(listen="127.0.0.1:0", prewarm="browser")
+    settings = Settings(listen="127.0.0.1:0", prewarm="browser", isolation=isolation)
     config = Config(
         sign_in.path,
         tuple(s.model_copy(update={"interval": 3600.0}) for s in sign_in.scenarios),
@@ -193,12 +202,12 @@ async def test_serve_kills_prestarted_workers_when_it_stops(
     )
     serving = asyncio.create_task(serve(settings, config))
     for _ in range(300):
-        if any("chrom" in p.name() for p in warm_processes()):
+        if any("chrom" in p.name() for p in warm_processes(tag)):
             break
         await asyncio.sleep(0.1)
-    started = warm_processes()
+    started = warm_processes(tag)
     assert started, "the pool did not pre-start a worker"
     os.kill(os.getpid(), signal.SIGTERM)
     assert await asyncio.wait_for(serving, 30) == 0
     assert not [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert not warm_processes()
+    assert not warm_processes(tag)

@@ -10,6 +10,7 @@ from prober.contracts.protocol import (
     PageTimingReported,
     RequestFailed,
     RequestsCounted,
+    RunEnded,
     RunFinished,
     StepFinished,
     StepStarted,
@@ -174,6 +175,18 @@ def test_an_overlong_line_is_a_crash() -> None:
 def test_the_result_line_ends_the_reading() -> None:
     t = tracker()
     assert t.line(encode(RunFinished(result=Outcome.SUCCESS)), now=100.0) == "done"
+
+
+def test_a_slot_workers_run_end_is_kept_and_changes_no_result() -> None:
+    t = tracker()
+    launched(t, "home", at=100.0)
+    t.feed(StepFinished(step="home", duration_seconds=0.5, ok=True), now=100.5)
+    t.feed(RunFinished(result=Outcome.SUCCESS, duration_seconds=0.5), now=100.6)
+    assert t.line(encode(RunEnded(browser_crashed=True)), now=100.7) == "done"
+
+    assert t.ended == RunEnded(browser_crashed=True)
+    result = t.result(ending("done"))
+    assert (result.result, result.duration_seconds) == (Outcome.SUCCESS, 0.5)
 
 
 def test_page_timings_of_steps_the_run_never_announced_are_dropped() -> None:
