@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from aiohttp import web
 from pydantic import ValidationError
 
 from prober.contracts.config import Config, ConfigError, load_config
@@ -166,7 +165,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     """The bundled site on a free local port, probed by the bundled scenarios."""
-    from prober.demo.site import make_app
+    from prober.demo.site import make_app, serve_on_loopback
 
     async def main() -> int:
         # A distinctive user name: every expanded value is masked in logs, and "demo"
@@ -174,26 +173,19 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         os.environ.setdefault("DEMO_USER", "probe-user")
         os.environ.setdefault("DEMO_PASSWORD", "demo-password")
         site_app = make_app(os.environ["DEMO_USER"], os.environ["DEMO_PASSWORD"])
-        site_runner = web.AppRunner(site_app, access_log=None)
-        await site_runner.setup()
-        site = web.TCPSite(site_runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        os.environ.setdefault("DEMO_URL", f"http://127.0.0.1:{port}")
-        path = Path(str(resources.files("prober.demo") / "scenarios.yaml"))
-        config = load_config(path)
-        setup_logging(settings.log_level, settings.log_format, Redactor(config.secrets))
+        async with serve_on_loopback(site_app) as port:
+            os.environ.setdefault("DEMO_URL", f"http://127.0.0.1:{port}")
+            path = Path(str(resources.files("prober.demo") / "scenarios.yaml"))
+            config = load_config(path)
+            setup_logging(settings.log_level, settings.log_format, Redactor(config.secrets))
 
-        async def announce(url: str) -> None:
-            print(
-                f"prober demo: probing {os.environ['DEMO_URL']}; metrics at {url}/metrics",
-                file=sys.stderr,
-                flush=True,
-            )
+            async def announce(url: str) -> None:
+                print(
+                    f"prober demo: probing {os.environ['DEMO_URL']}; metrics at {url}/metrics",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
-        try:
             return await serve(settings, config, on_started=announce)
-        finally:
-            await site_runner.cleanup()
 
     return asyncio.run(main())
