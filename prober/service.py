@@ -39,7 +39,7 @@ from prober.supervise.browser import (
 )
 from prober.supervise.pool import Prewarm
 from prober.supervise.runner import Isolation, WorkerRunner
-from prober.supervise.slots import SlotLimits
+from prober.supervise.slots import RECYCLE_REASONS, RecycleReason, SlotLimits
 
 log = logging.getLogger(__name__)
 ORPHAN_REAP_SECONDS = 5.0
@@ -52,6 +52,7 @@ def make_runner(
     redact: Redactor,
     prewarm: Prewarm = "none",
     isolation: Isolation = "process",
+    on_slot_recycled: Callable[[RecycleReason], None] | None = None,
 ) -> WorkerRunner:
     """The runner; `serve` pre-starts workers, a one-off `prober run` has nothing to gain."""
     return WorkerRunner(
@@ -76,6 +77,7 @@ def make_runner(
         slot_limits=SlotLimits(
             settings.slot_max_runs, settings.slot_max_age, settings.slot_max_memory
         ),
+        on_slot_recycled=on_slot_recycled,
     )
 
 
@@ -146,7 +148,17 @@ async def serve(
     token = settings.api_token.get_secret_value() if settings.api_token else None
     redact = Redactor([*config.secrets, *([token] if token else [])])
     set_redactor(redact)
-    runner = make_runner(settings, config, browser, redact, settings.prewarm, settings.isolation)
+    if settings.isolation == "context":
+        metrics.expect_slot_recycles(RECYCLE_REASONS)
+    runner = make_runner(
+        settings,
+        config,
+        browser,
+        redact,
+        settings.prewarm,
+        settings.isolation,
+        metrics.slot_recycled,
+    )
     spans = traces.sink_from_environment(os.environ, settings.location)
     scheduler = Scheduler(
         runner.run,

@@ -129,6 +129,28 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
 
 
+async def test_slot_recycles_are_counted_by_reason(
+    write_config: Callable[[str], Path], target_env: Target, tmp_path: Path
+) -> None:
+    """With one run per slot every run recycles its slot, for `max_runs`; every other
+    reason is exported at 0 from the start, so an alert on its rate sees the first."""
+    config = write_config("scenarios:\n" + sign_in_scenario(interval="1s"))
+    async with serving(config, tmp_path, slot_max_runs="1") as served:
+        samples = await served.samples()
+        assert value(samples, "prober_slot_recycles_total", reason="timeout") == 0
+
+        async def recycled_twice() -> bool:
+            count = value(await served.samples(), "prober_slot_recycles_total", reason="max_runs")
+            return bool(count and count >= 2)
+
+        await _wait_until(recycled_twice, 90, "no slot recycled for max_runs")
+        samples = await served.samples()
+
+    for reason in ("timeout", "worker_exit", "browser_crash", "max_age", "max_memory"):
+        assert value(samples, "prober_slot_recycles_total", reason=reason) == 0, reason
+    assert value(samples, "prober_scenario_runs_total", scenario="sso-login", result="error") == 0
+
+
 async def test_metrics_after_real_runs_match_the_results(
     write_config: Callable[[str], Path], target_env: Target, tmp_path: Path
 ) -> None:

@@ -172,6 +172,15 @@ class ProberMetrics:
             extra,
             registry=registry,
         )
+        self.slot_recycles = Counter(
+            "prober_slot_recycles_total",
+            "Slots (context isolation: a worker with its driver and browser) replaced by a "
+            "fresh one, by reason: timeout (a run hit its deadline), worker_exit (the worker "
+            "died or broke the protocol), browser_crash, max_runs, max_age, max_memory. "
+            "The first three should be rare; the last three are the slot limits at work.",
+            ("reason", *extra),
+            registry=registry,
+        )
         self.page_timing = Histogram(
             "prober_page_timing_seconds",
             "Per page loaded in the step, seconds from navigation start to each phase: ttfb, "
@@ -260,6 +269,16 @@ class ProberMetrics:
     def history_row_unreadable(self) -> None:
         labelled = self.history_unreadable.labels(*self._labels()) if self._location else None
         (labelled or self.history_unreadable).inc()
+
+    @_changes
+    def expect_slot_recycles(self, reasons: Iterable[str]) -> None:
+        """Export every reason at 0 from the start, so rate() and increase() see the first."""
+        for reason in reasons:
+            self.slot_recycles.labels(*self._labels(reason))
+
+    @_changes
+    def slot_recycled(self, reason: str) -> None:
+        self.slot_recycles.labels(*self._labels(reason)).inc()
 
     @_changes
     def configure(self, scenarios: Iterable[Scenario]) -> None:

@@ -11,7 +11,7 @@ Whatever the worker does (finish, fail, hang, crash, flood its stdout, print gar
 import asyncio
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from prober.contracts.config import Scenario
@@ -22,7 +22,7 @@ from prober.contracts.tracecontext import Propagation, new_trace_id, targets
 from prober.supervise.artifacts import ArtifactStore
 from prober.supervise.pool import Prewarm, WarmPool
 from prober.supervise.processes import Reading, Worker, WorkerProcesses, stopped_in_run
-from prober.supervise.slots import Slot, SlotLimits, SlotPool
+from prober.supervise.slots import RecycleReason, Slot, SlotLimits, SlotPool
 from prober.supervise.tracker import RunTracker
 
 WORKER_COMMAND = (sys.executable, "-m", "prober.worker")
@@ -55,6 +55,7 @@ class WorkerRunner:
         ca_file: str | None = None,
         isolation: Isolation = "process",
         slot_limits: SlotLimits | None = None,
+        on_slot_recycled: Callable[[RecycleReason], None] | None = None,
     ) -> None:
         self.browser_path = browser_path
         self.browser_args = list(browser_args)
@@ -71,6 +72,7 @@ class WorkerRunner:
                 pool_size,
                 slot_limits or SlotLimits(),
                 prestart=prewarm != "none",
+                on_recycle=on_slot_recycled,
             )
             if isolation == "context"
             else None
@@ -187,9 +189,12 @@ class WorkerRunner:
                 and tracker.finished.result is not Outcome.TIMEOUT
             )
             crashed = tracker.ended is not None and tracker.ended.browser_crashed
+            timed_out = tracker.timed_out(ending) or (
+                tracker.finished is not None and tracker.finished.result is Outcome.TIMEOUT
+            )
             # Shielded: a cancelled run must still retire or return its slot.
             done, slot = slot, None
-            await asyncio.shield(slots.give_back(done, clean, crashed))
+            await asyncio.shield(slots.give_back(done, clean, crashed, timed_out))
         finally:
             if slot is not None:  # cancelled (shutdown) mid-run: the slot goes with it
                 await asyncio.shield(self.processes.retire(slot.worker))

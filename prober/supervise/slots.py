@@ -18,11 +18,18 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from prober.supervise.processes import Worker, tree_memory
 
 log = logging.getLogger(__name__)
+
+
+# Why a slot was replaced: a fixed set, the `reason` label of prober_slot_recycles_total.
+RecycleReason = Literal[
+    "timeout", "worker_exit", "browser_crash", "max_runs", "max_age", "max_memory"
+]
+RECYCLE_REASONS: tuple[RecycleReason, ...] = get_args(RecycleReason)
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,10 @@ class SlotPool:
         size: int,
         limits: SlotLimits,
         prestart: bool = False,
+        on_recycle: Callable[[RecycleReason], None] | None = None,
     ) -> None:
         self._spawn = spawn
+        self._on_recycle = on_recycle
         self._retire = retire
         self._size = size
         self.limits = limits
@@ -84,21 +93,31 @@ class SlotPool:
                 "idle slot died; starting a fresh one",
                 extra={"tag": slot.worker.tag, "returncode": slot.worker.process.returncode},
             )
+            self._recycled("worker_exit")
             await self._retire(slot.worker)
         return Slot(await self._spawn(), time.monotonic())
 
-    async def give_back(self, slot: Slot, clean: bool, browser_crashed: bool) -> None:
-        """After a run: keep the slot for the next one, or retire it (and say why)."""
+    async def give_back(
+        self, slot: Slot, clean: bool, browser_crashed: bool, timed_out: bool = False
+    ) -> None:
+        """After a run: keep the slot for the next one, or retire it (and say why).
+
+        `clean`: the run ended with `run_ended` and not at its deadline; `timed_out`:
+        it hit its deadline (else an unclean end means the worker died or broke the
+        protocol).
+        """
         slot.runs += 1
-        why = await self._recycle_reason(slot, clean, browser_crashed)
+        why = await self._recycle_reason(slot, clean, browser_crashed, timed_out)
         if why is None and len(self._idle) < self._size:
             self._idle.append(slot)
             return
         log.info(
             "recycling slot: %s",
-            why or "enough idle slots",
+            why[1] if why else "enough idle slots",
             extra={"tag": slot.worker.tag, "runs": slot.runs},
         )
+        if why is not None:
+            self._recycled(why[0])
         await self._retire(slot.worker)
         if self._prestart and why is not None:
             self._start_one()
@@ -110,19 +129,27 @@ class SlotPool:
         while self._idle:
             await self._retire(self._idle.popleft().worker)
 
-    async def _recycle_reason(self, slot: Slot, clean: bool, browser_crashed: bool) -> str | None:
+    async def _recycle_reason(
+        self, slot: Slot, clean: bool, browser_crashed: bool, timed_out: bool
+    ) -> tuple[RecycleReason, str] | None:
+        if timed_out:
+            return "timeout", "the run hit its deadline"
         if not clean:
-            return "the run timed out or did not end cleanly"
+            return "worker_exit", "the worker did not end the run cleanly"
         if browser_crashed:
-            return "the browser crashed"
+            return "browser_crash", "the browser crashed"
         if slot.runs >= self.limits.max_runs:
-            return f"served {slot.runs} runs"
+            return "max_runs", f"served {slot.runs} runs"
         if time.monotonic() - slot.born >= self.limits.max_age:
-            return f"older than {self.limits.max_age:g}s"
+            return "max_age", f"older than {self.limits.max_age:g}s"
         pss = await asyncio.to_thread(tree_memory, slot.worker.process.pid)
         if pss > self.limits.max_memory:
-            return f"its tree's PSS of {pss} bytes is above {self.limits.max_memory}"
+            return "max_memory", f"its tree's PSS of {pss} bytes is above {self.limits.max_memory}"
         return None
+
+    def _recycled(self, reason: RecycleReason) -> None:
+        if self._on_recycle is not None:
+            self._on_recycle(reason)
 
     def _start_one(self) -> None:
         task = asyncio.create_task(self._add())

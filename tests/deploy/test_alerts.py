@@ -81,6 +81,7 @@ EXPECTED_ALERTS = {
     "ProberCertificateExpiring": "critical",
     "ProberConfigReloadFailed": "warning",
     "ProberHistoryDegraded": "warning",
+    "ProberBrowserCrashing": "warning",
 }
 
 

@@ -120,11 +120,19 @@ def config(write_config: Callable[[str], Path], load: Load, tmp_path: Path) -> C
 
 
 @pytest.fixture
+def recycled() -> list[str]:
+    """The reasons the `slots` runner gave for each slot it replaced, in order."""
+    return []
+
+
+@pytest.fixture
 async def slots(
-    config: Config, make_runner: MakeRunner, request: pytest.FixtureRequest
+    config: Config, make_runner: MakeRunner, request: pytest.FixtureRequest, recycled: list[str]
 ) -> AsyncIterator[WorkerRunner]:
     limits = getattr(request, "param", SlotLimits())
-    runner = make_runner(config, isolation="context", slot_limits=limits)
+    runner = make_runner(
+        config, isolation="context", slot_limits=limits, on_slot_recycled=recycled.append
+    )
     runner.start()
     try:
         yield runner
@@ -162,12 +170,15 @@ async def test_python_modules_are_imported_afresh_for_every_run(
 
 
 @pytest.mark.parametrize("slots", [SlotLimits(max_runs=2)], indirect=True)
-async def test_a_slot_is_recycled_after_max_runs(slots: WorkerRunner, config: Config) -> None:
+async def test_a_slot_is_recycled_after_max_runs(
+    slots: WorkerRunner, config: Config, recycled: list[str]
+) -> None:
     results = [await slots.run(config.scenario("sso-login"))]
     first = slot_pids(slots)
     results.append(await slots.run(config.scenario("sso-login")))
     assert [r.result for r in results] == [Outcome.SUCCESS] * 2, [r.error for r in results]
     assert slot_pids(slots) == []  # served its 2 runs: killed with its tree
+    assert recycled == ["max_runs"]
     third = await slots.run(config.scenario("sso-login"))
 
     assert third.result is Outcome.SUCCESS, third.error
@@ -176,17 +187,18 @@ async def test_a_slot_is_recycled_after_max_runs(slots: WorkerRunner, config: Co
 
 @pytest.mark.parametrize("slots", [SlotLimits(max_memory=1 << 26)], indirect=True)
 async def test_a_slot_above_its_memory_limit_is_recycled(
-    slots: WorkerRunner, config: Config
+    slots: WorkerRunner, config: Config, recycled: list[str]
 ) -> None:
     result = await slots.run(config.scenario("sso-login"))
 
     assert result.result is Outcome.SUCCESS, result.error
     assert slot_pids(slots) == []  # a browser tree is far above 64 MiB of PSS
+    assert recycled == ["max_memory"]
 
 
 @pytest.mark.parametrize("scenario", ["stuck", "wedged"])
 async def test_a_run_that_times_out_takes_its_slot_down_with_it(
-    slots: WorkerRunner, config: Config, scenario: str
+    slots: WorkerRunner, config: Config, scenario: str, recycled: list[str]
 ) -> None:
     await slots.run(config.scenario("sso-login"))
     (before,) = slot_pids(slots)
@@ -196,6 +208,7 @@ async def test_a_run_that_times_out_takes_its_slot_down_with_it(
     assert stuck.result is Outcome.TIMEOUT, stuck.error
     assert stuck.failed_step == "never_shown"
     assert slot_pids(slots) == []
+    assert recycled == ["timeout"]
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in tree)
     after = await slots.run(config.scenario("sso-login"))
     assert after.result is Outcome.SUCCESS, after.error
@@ -203,7 +216,7 @@ async def test_a_run_that_times_out_takes_its_slot_down_with_it(
 
 
 async def test_a_worker_that_dies_mid_run_is_an_error_naming_its_exit_code(
-    slots: WorkerRunner, config: Config
+    slots: WorkerRunner, config: Config, recycled: list[str]
 ) -> None:
     crashed = await slots.run(config.scenario("crashes"))
 
@@ -211,12 +224,13 @@ async def test_a_worker_that_dies_mid_run_is_an_error_naming_its_exit_code(
     assert crashed.error is not None and "exit code 3" in crashed.error, crashed.error
     assert crashed.failed_step == "worker_gone"
     assert slot_pids(slots) == []  # its tree is gone; the next run gets a fresh slot
+    assert recycled == ["worker_exit"]
     after = await slots.run(config.scenario("sso-login"))
     assert after.result is Outcome.SUCCESS, after.error
 
 
 async def test_a_browser_killed_between_runs_is_relaunched_and_its_slot_recycled(
-    slots: WorkerRunner, config: Config
+    slots: WorkerRunner, config: Config, recycled: list[str]
 ) -> None:
     await slots.run(config.scenario("sso-login"))
     (pid,) = slot_pids(slots)
@@ -231,6 +245,7 @@ async def test_a_browser_killed_between_runs_is_relaunched_and_its_slot_recycled
 
     assert survived.result is Outcome.SUCCESS, survived.error
     assert slot_pids(slots) == []  # the crash recycles the slot once its run is over
+    assert recycled == ["browser_crash"]
     again = await slots.run(config.scenario("sso-login"))
     assert again.result is Outcome.SUCCESS, again.error
     assert slot_pids(slots) not in ([], [pid])
