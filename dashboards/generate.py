@@ -604,6 +604,25 @@ def panels() -> list[tuple[Panel, int, int]]:
         ),
         (
             panel(
+                "timeseries",
+                "Slot recycles",
+                "Context isolation: slots (a worker with its driver and browser) replaced per "
+                "$window, by reason. max_runs, max_age and max_memory are the slot limits at "
+                "work; browser_crash and worker_exit are trouble (see ProberBrowserCrashing); "
+                "timeout follows every run that hit its deadline.",
+                [
+                    target(
+                        "sum by (reason, pod) (increase(prober_slot_recycles_total{"
+                        'location=~"$location", namespace=~"$namespace", pod=~"$pod"}[$window]))',
+                        "{{reason}} @ {{pod}}",
+                    )
+                ],
+            ),
+            12,
+            7,
+        ),
+        (
+            panel(
                 "table",
                 "Replicas",
                 "Scrape health and versions of each prober replica.",

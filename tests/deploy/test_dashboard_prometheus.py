@@ -448,6 +448,7 @@ def test_every_dashboard_and_rule_query_returns_data(stack: Prometheus) -> None:
     healthy = {
         "ProberConfigReloadFailed": "prober_config_last_reload_successful",
         "ProberHistoryDegraded": "prober_history_degraded",
+        "ProberBrowserCrashing": "prober_slot_recycles_total",
     }
     expect_empty |= healthy.keys()
     # The stack's targets are plain HTTP: no certificate to expire. The expressions must
