@@ -168,7 +168,7 @@ async def scrapes(count: int) -> dict[str, Any]:
     load_before = load()
     first_ms: dict[str, float] = {}
     sizes: dict[str, int] = {}
-    block = max(10, count // 4)
+    block = max(10, -(-count // 4))  # four blocks per strategy and format
     for fmt, accept in FORMATS.items():
         registry, metrics = filled_registry(100, 10, 5)
         whole_registry, whole_metrics = filled_registry(100, 10, 5)
@@ -214,7 +214,7 @@ async def scrapes(count: int) -> dict[str, Any]:
             / stats[f"whole_{f}"]["p99"]
             for f in FORMATS
         },
-        **render_costs(registry, metrics, min(count, 20)),
+        **render_costs(registry, metrics, max(5, min(count // 10, 20))),
     }
 
 

@@ -1,6 +1,7 @@
 """The cached /metrics: never stale, both formats, gzip, spliced exactly, over real HTTP."""
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import NamedTuple
@@ -203,3 +204,25 @@ def test_only_the_sections_that_changed_are_rendered_again() -> None:
     assert rendered == []
     assert body == generate_latest(registry)
     assert b'scenario="checkout"' not in body
+
+
+def test_renders_while_another_thread_updates_end_equal_to_the_registry() -> None:
+    registry = CollectorRegistry()
+    metrics = ProberMetrics(
+        registry, DEFAULT_SCENARIO_BUCKETS, DEFAULT_STEP_BUCKETS, DEFAULT_PAGE_TIMING_BUCKETS
+    )
+    splicer = Splicer(openmetrics_latest, openmetrics=True)
+
+    def update() -> None:  # as the history thread does, next to the event loop's runs
+        for n in range(300):
+            metrics.record(success(f"run-{n}"), ended_at=time.time())
+            metrics.run_started(f"s{n % 7}", "r")
+            if n % 50 == 49:
+                metrics.forget("s3")
+
+    writer = threading.Thread(target=update)
+    writer.start()
+    while writer.is_alive():
+        list(parse_openmetrics(splicer.render(metrics.sections()).decode()))  # well-formed
+    writer.join()
+    assert splicer.render(metrics.sections()) == openmetrics_latest(registry)

@@ -172,7 +172,7 @@ def versions(metrics: ProberMetrics) -> dict[object, int]:
 
 
 def test_an_update_moves_only_the_version_of_the_section_it_wrote() -> None:
-    registry, metrics = fresh()
+    _, metrics = fresh()
     metrics.record(success("a"), ended_at=1.0)
     metrics.record(success("b"), ended_at=1.0)
     before = versions(metrics)
