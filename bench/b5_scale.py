@@ -11,18 +11,21 @@ import argparse
 import asyncio
 import random
 import time
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from playwright.async_api import Playwright, async_playwright
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
 from bench.common import BROWSER, baseline_run, demo_scenario, load, serve_target, summary
 from bench.common import write_result as write
 from prober.contracts.config import Scenario
 from prober.contracts.result import Outcome, Reason, RunResult, StepResult
 from prober.contracts.secrets import Redactor
+from prober.http.exposition import Sections, Splicer
 from prober.http.server import Health, make_app
 from prober.record.metrics import ProberMetrics
 from prober.schedule.scheduler import Scheduler
@@ -67,12 +70,32 @@ def filled_registry(
     return registry, metrics
 
 
+class WholeRegistry:
+    """Baseline: the previous cache, one section holding the whole registry, so every
+    change renders all of it again (in a thread, as before)."""
+
+    def __init__(self, registry: CollectorRegistry, metrics: ProberMetrics) -> None:
+        self._registry = registry
+        self._metrics = metrics
+        self._version = 0
+        metrics.subscribe(self._changed)  # before the exposition's: the version moves first
+
+    def _changed(self) -> None:
+        self._version += 1
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        self._metrics.subscribe(listener)
+
+    def sections(self) -> list[tuple[Hashable, int, CollectorRegistry]]:
+        return [("whole", self._version, self._registry)]
+
+
 async def serve_registry(
-    registry: CollectorRegistry, metrics: ProberMetrics | None
+    registry: CollectorRegistry, sections: Sections | None
 ) -> tuple[web.AppRunner, str]:
-    """Served as `prober serve` does: the metrics tell the /metrics cache when to re-render."""
+    """Served as `prober serve` does: the sections feed the /metrics cache."""
     health = Health(alive=lambda: True, browser_problem=lambda: None)
-    app = make_app(registry, health, metrics)
+    app = make_app(registry, health, sections)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -81,48 +104,148 @@ async def serve_registry(
     return runner, f"http://127.0.0.1:{port}/metrics"
 
 
-async def scrapes(count: int) -> dict[str, Any]:
-    registry, metrics = filled_registry(100, 10, 5)
-    full_runner, full_url = await serve_registry(registry, metrics)
-    empty_runner, empty_url = await serve_registry(CollectorRegistry(), None)
-    times: dict[str, list[float]] = {"full": [], "empty": []}
+def a_run_ends(metrics: ProberMetrics, index: int) -> None:
+    """What changes the samples in production: one scenario's run starts, then ends."""
+    rng = random.Random(index)
+    scenario = f"scenario-{index % 100:03d}"
+    steps = tuple(StepResult(f"step_{i:02d}", rng.uniform(0.02, 3), True) for i in range(10))
+    metrics.run_started(scenario, f"b{index}")
+    result = RunResult(
+        scenario=scenario,
+        run_id=f"b{index}",
+        result=Outcome.SUCCESS,
+        duration_seconds=sum(x.duration_seconds for x in steps),
+        started_at=time.time(),
+        steps=steps,
+    )
+    metrics.run_ended(scenario, f"b{index}", result, time.time())
+
+
+# What Prometheus sends by default: it prefers OpenMetrics (and so gets exemplars).
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+FORMATS = {"text": "text/plain;version=0.0.4", "openmetrics": PROMETHEUS_ACCEPT}
+
+
+async def scrape_block(
+    session: aiohttp.ClientSession,
+    metrics: ProberMetrics,
+    urls: dict[str, str],
+    accept: str,
+    indices: range,
+    times: dict[str, list[float]],
+) -> int:
+    """Scrape `urls` in turn (gzip, as Prometheus asks), with a run ending now and then."""
     size = 0
-    try:
-        async with aiohttp.ClientSession() as session:
-            for index in range(count):
-                # As in production, runs finish between scrapes: every 5th scrape comes
-                # 0.3 s after a change (time for the background re-render), and every
-                # 10th right after one (rendered on demand, in a thread).
-                if index % 5 == 0:
-                    metrics.run_started("scenario_000", "r1")
-                    await asyncio.sleep(0.3 if index % 10 else 0)
-                for name, url in (("empty", empty_url), ("full", full_url)):
+    headers = {"Accept": accept, "Accept-Encoding": "gzip"}
+    for index in indices:
+        # As in production, runs end between scrapes: every 5th scrape comes 0.3 s after
+        # one (time for the background re-render), and every 10th right after one (the
+        # cached body, while the re-render runs).
+        if index % 5 == 0:
+            a_run_ends(metrics, index)
+            await asyncio.sleep(0.3 if index % 10 else 0)
+        for label, url in urls.items():
+            started = time.perf_counter()
+            async with session.get(url, headers=headers) as response:
+                body = await response.read()
+            times[label].append(time.perf_counter() - started)
+            size = len(body)
+    return size
+
+
+async def scrapes(count: int) -> dict[str, Any]:
+    """Sectioned cache (today) against the whole-registry cache (before) and an empty
+    registry, `count` scrapes each per format, in alternating blocks of the same run.
+    Each server has its own registry, fresh per format (a cache re-renders every format
+    it was asked for), and only the one being scraped sees changes; the pause between
+    blocks lets the whole registry's last re-render finish before the other is measured."""
+    times: dict[str, list[float]] = {
+        f"{s}_{f}": [] for s in ("sectioned", "whole", "empty") for f in FORMATS
+    }
+    load_before = load()
+    first_ms: dict[str, float] = {}
+    sizes: dict[str, int] = {}
+    block = max(10, -(-count // 4))  # four blocks per strategy and format
+    for fmt, accept in FORMATS.items():
+        registry, metrics = filled_registry(100, 10, 5)
+        whole_registry, whole_metrics = filled_registry(100, 10, 5)
+        runner, url = await serve_registry(registry, metrics)
+        whole_runner, whole_url = await serve_registry(
+            whole_registry, WholeRegistry(whole_registry, whole_metrics)
+        )
+        empty_runner, empty_url = await serve_registry(CollectorRegistry(), None)
+        try:
+            async with aiohttp.ClientSession() as session:
+                # Not counted: the first scrape after start renders every section.
+                for name, served_url in (("sectioned", url), ("whole", whole_url)):
                     started = time.perf_counter()
-                    async with session.get(url) as response:
-                        body = await response.read()
-                    times[name].append(time.perf_counter() - started)
-                    if name == "full":
-                        size = len(body)
-    finally:
-        await full_runner.cleanup()
-        await empty_runner.cleanup()
-    # Where the time goes: rendering the text exposition, without HTTP.
-    registry, _ = filled_registry(100, 10, 5)
-    renders = []
-    for _ in range(min(count, 50)):
-        started = time.perf_counter()
-        generate_latest(registry)
-        renders.append(time.perf_counter() - started)
-    full, empty = summary(times["full"]), summary(times["empty"])
+                    headers = {"Accept": accept, "Accept-Encoding": "gzip"}
+                    async with session.get(served_url, headers=headers) as response:
+                        await response.read()
+                    first_ms[f"{name}_{fmt}"] = (time.perf_counter() - started) * 1000
+                for first in range(0, count, block):
+                    for name, served, served_url in (
+                        ("whole", whole_metrics, whole_url),
+                        ("sectioned", metrics, url),
+                    ):
+                        urls = {f"empty_{fmt}": empty_url, f"{name}_{fmt}": served_url}
+                        indices = range(first, min(first + block, count))
+                        sizes[fmt] = await scrape_block(
+                            session, served, urls, accept, indices, times
+                        )
+                        await asyncio.sleep(3.0)  # the last change's re-render is done
+        finally:
+            await runner.cleanup()
+            await whole_runner.cleanup()
+            await empty_runner.cleanup()
+    stats = {name: summary(values) for name, values in times.items()}
     return {
         "scrapes": count,
-        "body_bytes": size,
-        "series": sum(1 for line in body.decode().splitlines() if not line.startswith("#")),
-        "full_ms": {k: v * 1000 if k != "n" else v for k, v in full.items()},
-        "empty_ms": {k: v * 1000 if k != "n" else v for k, v in empty.items()},
-        "ratio_p99": full["p99"] / empty["p99"],
-        "generate_latest_ms": {k: v * 1000 if k != "n" else v for k, v in summary(renders).items()},
+        "loadavg_during": [load_before, load()],
+        "body_bytes": sizes,  # as decoded: the client asked for gzip
+        "first_scrape_ms": first_ms,
+        "series": sum(1 for x in generate_latest(registry).splitlines() if not x.startswith(b"#")),
+        **{f"{name}_ms": _ms(stat) for name, stat in stats.items()},
+        **{
+            f"ratio_p99_sectioned_to_whole_{f}": stats[f"sectioned_{f}"]["p99"]
+            / stats[f"whole_{f}"]["p99"]
+            for f in FORMATS
+        },
+        **render_costs(registry, metrics, max(5, min(count // 10, 20))),
     }
+
+
+def render_costs(
+    registry: CollectorRegistry, metrics: ProberMetrics, rounds: int
+) -> dict[str, Any]:
+    """Where the time goes, without HTTP: CPU of a whole render against a re-render
+    after one run's end (both formats, no gzip)."""
+    costs: dict[str, Any] = {}
+    for name, encoder, openmetrics in (
+        ("text", generate_latest, False),
+        ("openmetrics", openmetrics_latest, True),
+    ):
+        whole, sectioned = [], []
+        splicer = Splicer(encoder, openmetrics)
+        splicer.render(metrics.sections())
+        for index in range(rounds):
+            started = time.process_time()
+            encoder(registry)
+            whole.append(time.process_time() - started)
+            a_run_ends(metrics, index)
+            started = time.process_time()
+            splicer.render(metrics.sections())
+            sectioned.append(time.process_time() - started)
+        costs[f"render_{name}_whole_cpu_ms"] = _ms(summary(whole))
+        costs[f"render_{name}_after_one_run_cpu_ms"] = _ms(summary(sectioned))
+    return costs
+
+
+def _ms(stat: dict[str, float]) -> dict[str, float]:
+    return {k: v * 1000 if k != "n" else v for k, v in stat.items()}
 
 
 class Counter:
@@ -211,13 +334,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "loadavg_after": load(),
     }
     m = report["metrics"]
-    print(f"B5 scale (load {load_before[0]:.2f})")
     print(
-        f"  /metrics, 100 scenarios x 10 steps ({m['series']} series, {m['body_bytes']} bytes): "
-        f"p50 {m['full_ms']['median']:.2f} ms  p99 {m['full_ms']['p99']:.2f} ms "
-        f"(target <= 10 ms); empty registry p99 {m['empty_ms']['p99']:.2f} ms; "
-        f"generate_latest alone p50 {m['generate_latest_ms']['median']:.1f} ms"
+        f"B5 scale (load {load_before[0]:.2f}; during the scrapes "
+        f"{m['loadavg_during'][0][0]:.2f} -> {m['loadavg_during'][1][0]:.2f})"
     )
+    for fmt in FORMATS:
+        print(
+            f"  /metrics {fmt}, 100 scenarios x 10 steps ({m['series']} series, "
+            f"{m['body_bytes'][fmt]} bytes before gzip), scrapes while runs end:"
+        )
+        for name, label in (
+            ("whole", "before (whole registry re-rendered)"),
+            ("sectioned", "sectioned (today)"),
+            ("empty", "empty registry"),
+        ):
+            ms = m[f"{name}_{fmt}_ms"]
+            print(
+                f"    {label}: p50 {ms['median']:.2f} ms  p90 {ms['p90']:.2f} ms  "
+                f"p99 {ms['p99']:.2f} ms  max {ms['max']:.1f} ms"
+            )
+        print(
+            f"    p99 sectioned / before {m[f'ratio_p99_sectioned_to_whole_{fmt}']:.2f}x "
+            f"(target: p99 <= 10 ms)"
+        )
+    for fmt in FORMATS:
+        print(
+            f"  render CPU ({fmt}): whole p50 {m[f'render_{fmt}_whole_cpu_ms']['median']:.1f} ms, "
+            f"after one run's end p50 {m[f'render_{fmt}_after_one_run_cpu_ms']['median']:.2f} ms"
+        )
     for c, r in report["throughput"].items():
         print(
             f"  concurrency {c}: {r['prober_runs_per_minute']:.0f} runs/min "

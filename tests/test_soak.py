@@ -4,8 +4,10 @@ The long version is not in the default run (marker `soak`, also `slow`); a short
 with Chromium SIGKILLed every few seconds is, for both isolation modes. The long one,
 count configurable:
     PROBER_SOAK_RUNS=1000 .venv/bin/python -m pytest -m soak -s tests/test_soak.py
-It prints (and with PROBER_SOAK_REPORT=path writes) RSS, open descriptors and leftover
-processes of the serving process; docs/operations.md has the published figures.
+With PROBER_SOAK_CHAOS=1 Chromium is also SIGKILLed every 3 s throughout (the runs it
+hits end as `error`; everything else must hold). It prints (and with
+PROBER_SOAK_REPORT=path writes) RSS, open descriptors and leftover processes of the
+serving process; docs/operations.md has the published figures.
 """
 
 import asyncio
@@ -29,6 +31,7 @@ from tests.test_serve_faults import Serve, serve  # noqa: F401  (a fixture)
 # Read at import: the `serve` fixture clears PROBER_* variables from the environment.
 RUNS = int(os.environ.get("PROBER_SOAK_RUNS", "1000"))
 REPORT = os.environ.get("PROBER_SOAK_REPORT")
+CHAOS = os.environ.get("PROBER_SOAK_CHAOS") == "1"
 
 SCRIPT = """
 import time
@@ -110,11 +113,13 @@ async def test_soak(
     tmp_path: Path,
     isolation: str,
 ) -> None:
-    report = await soak(serve, counting_site, tmp_path, RUNS, isolation, chaos=False)
-    # Every 10th page view wedges its run; nothing else may go wrong.
+    report = await soak(serve, counting_site, tmp_path, RUNS, isolation, chaos=CHAOS)
+    # Every 10th page view wedges its run; nothing else may go wrong but the browsers
+    # chaos kills (their runs are errors: prober's side, not the target's).
     results = report["results"]
     assert results.get("timeout", 0) >= report["runs"] // 10 - 2, report
-    assert results.get("error", 0) == 0 and results.get("failure", 0) == 0, report
+    assert results.get("failure", 0) == 0, report
+    assert CHAOS or results.get("error", 0) == 0, report
     assert report["rss_growth_percent"] <= 5, report
     assert report["open_fds_end"] <= report["open_fds_after_warm_up"] + 5, report
     assert not report["zombies_after_stop"], report

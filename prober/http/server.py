@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from prober.http.exposition import Changes, Exposition
+from prober.http.exposition import Exposition, Sections
 
 
 @dataclass
@@ -42,15 +42,16 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def make_app(
-    registry: CollectorRegistry, health: Health, changes: Changes | None = None
+    registry: CollectorRegistry, health: Health, sections: Sections | None = None
 ) -> web.Application:
-    """`changes` tells the /metrics cache when to re-render; without it, every scrape does."""
+    """`sections` (the registry's samples, in parts) feed the /metrics cache; without
+    them, every scrape renders `registry` whole."""
     app = web.Application()
     app[HEALTH_KEY] = health
-    if changes is None:
+    if sections is None:
         app.router.add_get("/metrics", make_aiohttp_handler(registry))
     else:
-        exposition = Exposition(registry, changes)
+        exposition = Exposition(sections)
         app.router.add_get("/metrics", exposition.handle)
 
         async def refresh(app: web.Application) -> AsyncIterator[None]:

@@ -9,15 +9,25 @@ Semantics that alerts rely on:
 - Duration observations carry the run id and trace id as OpenMetrics exemplars, so a
   slow bucket on a dashboard links to the run (its page, history entry and artifacts)
   and to its trace in Tempo. Both fit OpenMetrics' 128-character exemplar limit.
+
+Each scenario's series live in a registry of their own (a section), with a version that
+moves after every change to it. A run's end touches one scenario out of possibly
+hundreds, so /metrics (prober.http.exposition) re-renders only the sections whose
+version moved instead of all 20,000 samples; the registry passed in still collects
+every family whole, for any other reader.
 """
 
-import contextlib
 import functools
+import itertools
+import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import Metric
 
 from prober.contracts.components import component_durations, component_outcomes
 from prober.contracts.config import Scenario
@@ -28,39 +38,56 @@ Mutator = TypeVar("Mutator", bound=Callable[..., None])
 
 
 def _changes(method: Mutator) -> Mutator:
-    """Mark a method that updates samples, so a cached /metrics is rendered anew."""
+    """Mark a method that updates samples: the sections it touched get new versions, and
+    the listeners (a cached /metrics) hear of it, once the update is complete."""
 
     @functools.wraps(method)
     def wrapper(self: "ProberMetrics", *args: Any, **kwargs: Any) -> None:
-        method(self, *args, **kwargs)
-        for listener in self._listeners:
-            listener()
+        try:
+            with self._lock:
+                try:
+                    method(self, *args, **kwargs)
+                finally:  # an update that failed half-way may still have written
+                    for section in self._touched:
+                        section.version = next(self._versions)
+                    self._touched.clear()
+        finally:
+            for listener in self._listeners:
+                listener()
 
     return cast(Mutator, wrapper)
 
 
-class ProberMetrics:
-    """Metric families on a given registry; `location` becomes a constant label if set.
+@dataclass(frozen=True)
+class _Layouts:
+    """What every scenario's families are built with."""
 
-    Bucket layouts are passed in (their defaults are settings, prober.settings), so that
-    this module depends on nothing but the run result.
+    scenario: tuple[float, ...]
+    step: tuple[float, ...]
+    page_timing: tuple[float, ...]
+    extra: tuple[str, ...]
+
+
+class _Section:
+    """A registry holding part of the families, and the version /metrics compares.
+
+    The version comes from one counter shared by all sections and is bumped after each
+    change (under ProberMetrics' lock), so a body rendered from version v holds every
+    change up to v, and a section created anew never repeats a version already seen.
     """
 
-    def __init__(
-        self,
-        registry: CollectorRegistry,
-        scenario_buckets: Sequence[float],
-        step_buckets: Sequence[float],
-        page_timing_buckets: Sequence[float],
-        location: str | None = None,
-    ) -> None:
-        self._location = location
-        # Fixed for the life of the histograms; a reload can only report a missing boundary.
-        self.scenario_buckets = tuple(scenario_buckets)
-        self.step_buckets = tuple(step_buckets)
-        # Told after every update (prober.http.exposition subscribes its cache).
-        self._listeners: list[Callable[[], None]] = []
-        extra = ("location",) if location else ()
+    def __init__(self, version: int) -> None:
+        self.registry = CollectorRegistry()
+        self.version = version
+
+
+class _ScenarioFamilies(_Section):
+    """Every family labelled by scenario, for one scenario (or none: the template)."""
+
+    def __init__(self, version: int, layouts: "_Layouts") -> None:
+        super().__init__(version)
+        registry = self.registry
+        extra = layouts.extra
         scenario = ("scenario", *extra)
         step = ("scenario", "step", *extra)
 
@@ -78,7 +105,7 @@ class ProberMetrics:
             "prober_scenario_duration_seconds",
             "Duration of successful runs, steps only (browser launch excluded).",
             scenario,
-            buckets=scenario_buckets,
+            buckets=layouts.scenario,
             registry=registry,
         )
         self.last_duration = gauge(
@@ -116,7 +143,7 @@ class ProberMetrics:
             "prober_step_duration_seconds",
             "Duration of steps that finished successfully.",
             step,
-            buckets=step_buckets,
+            buckets=layouts.step,
             registry=registry,
         )
         self.step_last_duration = gauge(
@@ -138,7 +165,7 @@ class ProberMetrics:
             "component also gets the time outside steps, so a run's components add up to "
             "prober_scenario_duration_seconds.",
             component,
-            buckets=scenario_buckets,
+            buckets=layouts.scenario,
             registry=registry,
         )
         self.component_last_duration = gauge(
@@ -160,33 +187,12 @@ class ProberMetrics:
             scenario,
             registry=registry,
         )
-        self.history_degraded = gauge(
-            "prober_history_degraded",
-            "1 if the run history database failed and history is kept in memory only.",
-            extra,
-        )
-        self.history_unreadable = Counter(
-            "prober_history_unreadable_rows_total",
-            "Stored runs skipped because they cannot be read back (a bad row); each counted "
-            "once. History itself still works: see prober_history_degraded for that.",
-            extra,
-            registry=registry,
-        )
-        self.slot_recycles = Counter(
-            "prober_slot_recycles_total",
-            "Slots (context isolation: a worker with its driver and browser) replaced by a "
-            "fresh one, by reason: timeout (a run hit its deadline), worker_exit (the worker "
-            "died or broke the protocol), browser_crash, max_runs, max_age, max_memory. "
-            "The first three should be rare; the last three are the slot limits at work.",
-            ("reason", *extra),
-            registry=registry,
-        )
         self.page_timing = Histogram(
             "prober_page_timing_seconds",
             "Per page loaded in the step, seconds from navigation start to each phase: ttfb, "
             "dom_content_loaded, load, first_contentful_paint, largest_contentful_paint.",
             ("scenario", "step", "phase", *extra),
-            buckets=page_timing_buckets,
+            buckets=layouts.page_timing,
             registry=registry,
         )
         # A gauge, not a histogram: a probe loads the same pages every run, so the last
@@ -223,6 +229,55 @@ class ProberMetrics:
             scenario,
             registry=registry,
         )
+        # In registration order: the order of the families in a whole collect.
+        self.families: tuple[MetricWrapperBase, ...] = (
+            self.runs,
+            self.duration,
+            self.last_duration,
+            self.last_successful,
+            self.last_run,
+            self.last_success,
+            self.running,
+            self.interval,
+            self.timeout,
+            self.step_duration,
+            self.step_last_duration,
+            self.step_failures,
+            self.component_duration,
+            self.component_last_duration,
+            self.component_last_successful,
+            self.retries,
+            self.page_timing,
+            self.layout_shift,
+            self.step_requests,
+            self.step_failed_requests,
+            self.certificate_expiry,
+            self.artifact_failures,
+        )
+
+
+class _SharedFamilies(_Section):
+    """The families that belong to the replica, not to a scenario."""
+
+    def __init__(self, version: int, extra: tuple[str, ...]) -> None:
+        super().__init__(version)
+        registry = self.registry
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...]) -> Gauge:
+            return Gauge(name, doc, labels, registry=registry)
+
+        self.history_degraded = gauge(
+            "prober_history_degraded",
+            "1 if the run history database failed and history is kept in memory only.",
+            extra,
+        )
+        self.history_unreadable = Counter(
+            "prober_history_unreadable_rows_total",
+            "Stored runs skipped because they cannot be read back (a bad row); each counted "
+            "once. History itself still works: see prober_history_degraded for that.",
+            extra,
+            registry=registry,
+        )
         self.build_info = gauge(
             "prober_build_info",
             "Always 1; versions of prober, Playwright and the browser.",
@@ -239,15 +294,100 @@ class ProberMetrics:
             "Unix time the scenario file was last loaded and applied.",
             extra,
         )
-        # Step and failure label values seen per scenario, so that `forget` can drop them.
-        self._step_keys: defaultdict[str, set[tuple[str, ...]]] = defaultdict(set)
-        self._failure_keys: defaultdict[str, set[tuple[str, ...]]] = defaultdict(set)
-        self._page_keys: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)
-        self._request_keys: defaultdict[str, set[str]] = defaultdict(set)
+        self.slot_recycles = Counter(
+            "prober_slot_recycles_total",
+            "Slots (context isolation: a worker with its driver and browser) replaced by a "
+            "fresh one, by reason: timeout (a run hit its deadline), worker_exit (the worker "
+            "died or broke the protocol), browser_crash, max_runs, max_age, max_memory. "
+            "The first three should be rare; the last three are the slot limits at work.",
+            ("reason", *extra),
+            registry=registry,
+        )
+
+
+class _Everything:
+    """The collector on the caller's registry: each family whole, all sections merged.
+
+    For readers other than /metrics (get_sample_value in tests, an uncached handler);
+    as costly as prometheus_client's own collect.
+    """
+
+    def __init__(self, metrics: "ProberMetrics") -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterator[Metric]:
+        metrics = self._metrics
+        for family in metrics._template.families:
+            yield from family.collect()
+        yield from metrics._shared.registry.collect()
+
+    def collect(self) -> Iterator[Metric]:
+        metrics = self._metrics
+        with metrics._lock:
+            scenarios = list(metrics._scenarios.values())
+        for index, family in enumerate(metrics._template.families):
+            (merged,) = family.collect()  # no series: the template is never written to
+            for section in scenarios:
+                for part in section.families[index].collect():
+                    merged.samples.extend(part.samples)
+            yield merged
+        yield from metrics._shared.registry.collect()
+
+
+class ProberMetrics:
+    """Metric families on a given registry; `location` becomes a constant label if set.
+
+    Bucket layouts are passed in (their defaults are settings, prober.settings), so that
+    this module depends on nothing but the run result.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        scenario_buckets: Sequence[float],
+        step_buckets: Sequence[float],
+        page_timing_buckets: Sequence[float],
+        location: str | None = None,
+    ) -> None:
+        self._location = location
+        # Fixed for the life of the histograms; a reload can only report a missing boundary.
+        self.scenario_buckets = tuple(scenario_buckets)
+        self.step_buckets = tuple(step_buckets)
+        # Told after every update (prober.http.exposition subscribes its cache).
+        self._listeners: list[Callable[[], None]] = []
+        extra = ("location",) if location else ()
+        self._layouts = _Layouts(
+            self.scenario_buckets, self.step_buckets, tuple(page_timing_buckets), extra
+        )
+        self._versions = itertools.count()
+        # Serialises updates (the history thread reports from its own) and their versions.
+        self._lock = threading.RLock()
+        # Sections an update in progress has written to.
+        self._touched: set[_Section] = set()
+        # Never written to: every family's header when no scenario is configured, and
+        # a bad bucket layout fails here, at start.
+        self._template = _ScenarioFamilies(next(self._versions), self._layouts)
+        self._scenarios: dict[str, _ScenarioFamilies] = {}
+        self._shared = _SharedFamilies(next(self._versions), extra)
+        registry.register(_Everything(self))
         self._certificate_hosts: defaultdict[str, set[str]] = defaultdict(set)
-        self._component_keys: defaultdict[str, set[str]] = defaultdict(set)
         # Each scenario's own component (`component:`), which gets time outside steps.
         self._own_component: dict[str, str] = {}
+
+    def sections(self) -> list[tuple[Hashable, int, CollectorRegistry]]:
+        """(key, version, registry) of every section, the template first: rendered one
+        by one and spliced family by family they make the whole exposition. A version
+        changes after every update of its section, so a renderer may keep a section's
+        body until then."""
+        with self._lock:
+            return [
+                (("template",), self._template.version, self._template.registry),
+                *(
+                    (("scenario", name), section.version, section.registry)
+                    for name, section in self._scenarios.items()
+                ),
+                (("shared",), self._shared.version, self._shared.registry),
+            ]
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call `listener` after every update of the samples (from any thread)."""
@@ -256,100 +396,83 @@ class ProberMetrics:
     def _labels(self, *values: str) -> tuple[str, ...]:
         return (*values, self._location) if self._location else values
 
+    def _scenario(self, name: str) -> _ScenarioFamilies:
+        """The scenario's families, for an update in progress (under `_changes`)."""
+        section = self._scenarios.get(name)
+        if section is None:
+            section = self._scenarios[name] = _ScenarioFamilies(next(self._versions), self._layouts)
+        self._touched.add(section)
+        return section
+
+    def _replica(self) -> _SharedFamilies:
+        """The replica's own families, for an update in progress (under `_changes`)."""
+        self._touched.add(self._shared)
+        return self._shared
+
     @_changes
     def set_build_info(self, version: str, playwright_version: str, browser_version: str) -> None:
-        self.build_info.labels(*self._labels(version, playwright_version, browser_version)).set(1)
+        self._replica().build_info.labels(
+            *self._labels(version, playwright_version, browser_version)
+        ).set(1)
 
     @_changes
     def set_history_degraded(self, degraded: bool) -> None:
-        labelled = self.history_degraded.labels(*self._labels()) if self._location else None
-        (labelled or self.history_degraded).set(1 if degraded else 0)
+        family = self._replica().history_degraded
+        (family.labels(*self._labels()) if self._location else family).set(1 if degraded else 0)
 
     @_changes
     def history_row_unreadable(self) -> None:
-        labelled = self.history_unreadable.labels(*self._labels()) if self._location else None
-        (labelled or self.history_unreadable).inc()
+        family = self._replica().history_unreadable
+        (family.labels(*self._labels()) if self._location else family).inc()
 
     @_changes
     def expect_slot_recycles(self, reasons: Iterable[str]) -> None:
         """Export every reason at 0 from the start, so rate() and increase() see the first."""
+        family = self._replica().slot_recycles
         for reason in reasons:
-            self.slot_recycles.labels(*self._labels(reason))
+            family.labels(*self._labels(reason))
 
     @_changes
     def slot_recycled(self, reason: str) -> None:
-        self.slot_recycles.labels(*self._labels(reason)).inc()
+        self._replica().slot_recycles.labels(*self._labels(reason)).inc()
 
     @_changes
     def configure(self, scenarios: Iterable[Scenario]) -> None:
         """Create each scenario's series up front, so rate() and alerts see zeros, not gaps."""
         for scenario in scenarios:
+            families = self._scenario(scenario.name)
             labels = self._labels(scenario.name)
             self._own_component[scenario.name] = scenario.component
-            self.interval.labels(*labels).set(scenario.interval)
-            self.timeout.labels(*labels).set(scenario.timeout)
+            families.interval.labels(*labels).set(scenario.interval)
+            families.timeout.labels(*labels).set(scenario.timeout)
             # Created at 0, never reset: on a reload the old definition may still be running.
-            self.running.labels(*labels)
-            self.retries.labels(*labels)
+            families.running.labels(*labels)
+            families.retries.labels(*labels)
             for outcome in Outcome:
-                self.runs.labels(*self._labels(scenario.name, outcome.value))
-            self.artifact_failures.labels(*labels)
+                families.runs.labels(*self._labels(scenario.name, outcome.value))
+            families.artifact_failures.labels(*labels)
 
     @_changes
     def config_loaded(self, ok: bool, at: float) -> None:
         """Record a load attempt of the scenario file; `at` only counts when it was applied."""
+        families = self._replica()
         labels = self._labels()
-        (self.reload_successful.labels(*labels) if labels else self.reload_successful).set(
-            1 if ok else 0
-        )
+        successful, success = families.reload_successful, families.reload_success
+        (successful.labels(*labels) if labels else successful).set(1 if ok else 0)
         if ok:
-            (self.reload_success.labels(*labels) if labels else self.reload_success).set(at)
+            (success.labels(*labels) if labels else success).set(at)
 
     @_changes
     def forget(self, scenario: str) -> None:
         """Drop every series of a scenario removed from the file: alerts must not see it."""
-        labels = self._labels(scenario)
-        for metric in (
-            self.duration,
-            self.last_duration,
-            self.last_successful,
-            self.last_run,
-            self.last_success,
-            self.running,
-            self.interval,
-            self.timeout,
-            self.retries,
-            self.artifact_failures,
-        ):
-            _remove(metric, labels)
-        for outcome in Outcome:
-            _remove(self.runs, self._labels(scenario, outcome.value))
-        for key in self._step_keys.pop(scenario, ()):
-            _remove(self.step_duration, self._labels(scenario, *key))
-            _remove(self.step_last_duration, self._labels(scenario, *key))
-        for key in self._failure_keys.pop(scenario, ()):
-            _remove(self.step_failures, self._labels(scenario, *key))
-        for component in self._component_keys.pop(scenario, ()):
-            _remove(self.component_duration, self._labels(scenario, component))
-            _remove(self.component_last_duration, self._labels(scenario, component))
-            _remove(self.component_last_successful, self._labels(scenario, component))
+        self._scenarios.pop(scenario, None)
+        self._certificate_hosts.pop(scenario, None)
         self._own_component.pop(scenario, None)
-        for host in self._certificate_hosts.pop(scenario, ()):
-            _remove(self.certificate_expiry, self._labels(scenario, host))
-        for step in self._request_keys.pop(scenario, ()):
-            _remove(self.step_requests, self._labels(scenario, step))
-            for kind in REQUEST_FAILURES:
-                _remove(self.step_failed_requests, self._labels(scenario, step, kind))
-        page_keys = self._page_keys.pop(scenario, set())
-        for key in page_keys:
-            _remove(self.page_timing, self._labels(scenario, *key))
-        for step in {step for step, _ in page_keys}:
-            _remove(self.layout_shift, self._labels(scenario, step))
 
     @_changes
     def run_started(self, scenario: str, run_id: str) -> None:
         """A run sink (prober.record.sinks): the run is in flight."""
-        self.running.labels(*self._labels(scenario)).set(1)
+        self._scenario(scenario).running.labels(*self._labels(scenario)).set(1)
 
     def run_ended(
         self, scenario: str, run_id: str, result: RunResult | None, ended_at: float
@@ -361,47 +484,45 @@ class ProberMetrics:
 
     @_changes
     def _not_running(self, scenario: str) -> None:
-        self.running.labels(*self._labels(scenario)).set(0)
+        self._scenario(scenario).running.labels(*self._labels(scenario)).set(0)
 
     @_changes
     def record(self, result: RunResult, ended_at: float) -> None:
         name = result.scenario
+        families = self._scenario(name)
         labels = self._labels(name)
         exemplar = {"run_id": result.run_id}
         if result.trace_id:  # Grafana's exemplar link to Tempo reads `trace_id`
             exemplar["trace_id"] = result.trace_id
-        self.runs.labels(*self._labels(name, result.result.value)).inc()
+        families.runs.labels(*self._labels(name, result.result.value)).inc()
         if result.attempt > 1:
-            self.retries.labels(*labels).inc()
+            families.retries.labels(*labels).inc()
         if result.artifact_error:
-            self.artifact_failures.labels(*labels).inc()
+            families.artifact_failures.labels(*labels).inc()
         # Before the error return: a crash in a step is a step failure (reason=crash) too.
         if result.failed_step and result.reason:
             key = (result.failed_step, result.reason.value, self._component_of(result))
-            self._failure_keys[name].add(key)
-            self.step_failures.labels(*self._labels(name, *key)).inc()
+            families.step_failures.labels(*self._labels(name, *key)).inc()
         # Also for result=error: the requests were made, whatever broke afterwards.
-        self._record_requests(result)
-        self._record_certificates(result)
+        self._record_requests(families, result)
+        self._record_certificates(families, result)
         if result.result is Outcome.ERROR:
             return
-        self.last_duration.labels(*labels).set(result.duration_seconds)
-        self.last_successful.labels(*labels).set(1 if result.ok else 0)
-        self.last_run.labels(*labels).set(ended_at)
+        families.last_duration.labels(*labels).set(result.duration_seconds)
+        families.last_successful.labels(*labels).set(1 if result.ok else 0)
+        families.last_run.labels(*labels).set(ended_at)
         for component, ok in component_outcomes(result).items():
-            self._component_keys[name].add(component)
-            self.component_last_successful.labels(*self._labels(name, component)).set(int(ok))
+            families.component_last_successful.labels(*self._labels(name, component)).set(int(ok))
         if result.ok:
-            self.duration.labels(*labels).observe(result.duration_seconds, exemplar)
-            self.last_success.labels(*labels).set(ended_at)
-            self._record_components(result, exemplar)
+            families.duration.labels(*labels).observe(result.duration_seconds, exemplar)
+            families.last_success.labels(*labels).set(ended_at)
+            self._record_components(families, result, exemplar)
         for step in result.steps:
             if step.ok:
                 step_labels = self._labels(name, step.name)
-                self._step_keys[name].add((step.name,))
-                self.step_duration.labels(*step_labels).observe(step.duration_seconds, exemplar)
-                self.step_last_duration.labels(*step_labels).set(step.duration_seconds)
-        self._record_pages(result, exemplar)
+                families.step_duration.labels(*step_labels).observe(step.duration_seconds, exemplar)
+                families.step_last_duration.labels(*step_labels).set(step.duration_seconds)
+        self._record_pages(families, result, exemplar)
 
     def _component_of(self, result: RunResult) -> str:
         """The component of the failed step; the scenario's own if no step result names it."""
@@ -410,15 +531,16 @@ class ProberMetrics:
                 return step.component
         return self._own_component.get(result.scenario, DEFAULT_COMPONENT)
 
-    def _record_components(self, result: RunResult, exemplar: dict[str, str]) -> None:
+    def _record_components(
+        self, families: _ScenarioFamilies, result: RunResult, exemplar: dict[str, str]
+    ) -> None:
         own = self._own_component.get(result.scenario, DEFAULT_COMPONENT)
         for component, seconds in component_durations(result, own).items():
-            self._component_keys[result.scenario].add(component)
             labels = self._labels(result.scenario, component)
-            self.component_duration.labels(*labels).observe(seconds, exemplar)
-            self.component_last_duration.labels(*labels).set(seconds)
+            families.component_duration.labels(*labels).observe(seconds, exemplar)
+            families.component_last_duration.labels(*labels).set(seconds)
 
-    def _record_certificates(self, result: RunResult) -> None:
+    def _record_certificates(self, families: _ScenarioFamilies, result: RunResult) -> None:
         """Hosts a successful run no longer visits are dropped: the flow left them.
 
         Only a successful run went through the whole flow; a failed one may have stopped
@@ -428,43 +550,37 @@ class ProberMetrics:
         seen = {certificate.host for certificate in result.certificates}
         if result.ok:
             for host in hosts - seen:
-                _remove(self.certificate_expiry, self._labels(result.scenario, host))
+                families.certificate_expiry.remove(*self._labels(result.scenario, host))
             hosts &= seen
         for certificate in result.certificates:
             if certificate.host in hosts or len(hosts) < MAX_CERTIFICATE_HOSTS:
                 hosts.add(certificate.host)
                 labels = self._labels(result.scenario, certificate.host)
-                self.certificate_expiry.labels(*labels).set(certificate.expires_at)
+                families.certificate_expiry.labels(*labels).set(certificate.expires_at)
 
-    def _record_requests(self, result: RunResult) -> None:
+    def _record_requests(self, families: _ScenarioFamilies, result: RunResult) -> None:
         for counts in result.request_counts:
-            self._request_keys[result.scenario].add(counts.step)
-            self.step_requests.labels(*self._labels(result.scenario, counts.step)).inc(
+            families.step_requests.labels(*self._labels(result.scenario, counts.step)).inc(
                 counts.requests
             )
             # Every kind, zeros included: rate() and ratios need the series to exist.
             for kind in REQUEST_FAILURES:
-                self.step_failed_requests.labels(
+                families.step_failed_requests.labels(
                     *self._labels(result.scenario, counts.step, kind)
                 ).inc(getattr(counts, kind))
 
-    def _record_pages(self, result: RunResult, exemplar: dict[str, str]) -> None:
+    def _record_pages(
+        self, families: _ScenarioFamilies, result: RunResult, exemplar: dict[str, str]
+    ) -> None:
         worst_shift: dict[str, float] = {}
         for timing in result.page_timings:
             for phase, seconds in timing.phases.items():
-                self._page_keys[result.scenario].add((timing.step, phase))
-                self.page_timing.labels(*self._labels(result.scenario, timing.step, phase)).observe(
-                    seconds, exemplar
-                )
+                families.page_timing.labels(
+                    *self._labels(result.scenario, timing.step, phase)
+                ).observe(seconds, exemplar)
             if timing.cumulative_layout_shift is not None:
                 worst_shift[timing.step] = max(
                     worst_shift.get(timing.step, 0.0), timing.cumulative_layout_shift
                 )
         for step, shift in worst_shift.items():
-            self.layout_shift.labels(*self._labels(result.scenario, step)).set(shift)
-
-
-def _remove(metric: Counter | Gauge | Histogram, labels: tuple[str, ...]) -> None:
-    # Older prometheus-client versions raise KeyError for a series that never existed.
-    with contextlib.suppress(KeyError):
-        metric.remove(*labels)
+            families.layout_shift.labels(*self._labels(result.scenario, step)).set(shift)

@@ -48,7 +48,8 @@ async def metrics_url() -> AsyncIterator[str]:
         ),
         ended_at=1795500000.0,
     )
-    app = make_app(registry, Health(alive=lambda: True, browser_problem=lambda: None))
+    # As `prober serve` serves it: the sectioned cache.
+    app = make_app(registry, Health(alive=lambda: True, browser_problem=lambda: None), metrics)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -165,3 +165,65 @@ def test_certificate_hosts_are_capped_and_dropped_once_a_successful_run_leaves_t
     assert hosts() == {"app.example", "idp.example"}
     metrics.forget("sso")
     assert hosts() == set()
+
+
+def versions(metrics: ProberMetrics) -> dict[object, int]:
+    return {key: version for key, version, _ in metrics.sections()}
+
+
+def test_an_update_moves_only_the_version_of_the_section_it_wrote() -> None:
+    _, metrics = fresh()
+    metrics.record(success("a"), ended_at=1.0)
+    metrics.record(success("b"), ended_at=1.0)
+    before = versions(metrics)
+    metrics.record(success("b"), ended_at=2.0)
+    after = versions(metrics)
+    assert list(after) == [("template",), ("scenario", "a"), ("scenario", "b"), ("shared",)]
+    assert [key for key in after if after[key] != before[key]] == [("scenario", "b")]
+    metrics.set_history_degraded(True)
+    assert [key for key, v in versions(metrics).items() if v != after[key]] == [("shared",)]
+
+
+def test_a_forgotten_scenario_loses_its_section_and_comes_back_with_a_new_version() -> None:
+    registry, metrics = fresh()
+    metrics.record(success("a"), ended_at=1.0)
+    old = versions(metrics)[("scenario", "a")]
+    metrics.forget("a")
+    assert ("scenario", "a") not in versions(metrics)
+    assert registry.get_sample_value("prober_scenario_runs_total", RUNS_A) is None
+    # A run of the old definition still in flight ends after the reload: counted anew.
+    metrics.record(success("a"), ended_at=2.0)
+    assert versions(metrics)[("scenario", "a")] > old
+    assert registry.get_sample_value("prober_scenario_runs_total", RUNS_A) == 1
+
+
+def test_the_sections_hold_every_series_the_registry_collects() -> None:
+    registry, metrics = fresh()
+    metrics.configure([sso_scenario()])
+    metrics.record(success("a"), ended_at=1.0)
+    metrics.set_build_info("1.0", "1.50", "140")
+    whole = {
+        (sample.name, tuple(sorted(sample.labels.items())), sample.value)
+        for family in registry.collect()
+        for sample in family.samples
+    }
+    parts = {
+        (sample.name, tuple(sorted(sample.labels.items())), sample.value)
+        for _, _, section in metrics.sections()
+        for family in section.collect()
+        for sample in family.samples
+    }
+    assert whole == parts
+    assert (
+        "prober_build_info",
+        (("browser_version", "140"), ("playwright_version", "1.50"), ("version", "1.0")),
+        1.0,
+    ) in parts
+
+
+RUNS_A = {"scenario": "a", "result": "success"}
+
+
+def success(scenario: str) -> RunResult:
+    steps = (StepResult("home", 0.3, True), StepResult("login", 0.5, True))
+    return RunResult(scenario, "r", Outcome.SUCCESS, 0.8, 0.0, steps)
