@@ -38,8 +38,14 @@ REAPER = (sys.executable, "-m", "bench.reaper")
 DEMO_FILE = Path(str(resources.files("prober.demo") / "scenarios.yaml"))
 
 
-def commands(url: str, before: Path | None) -> dict[str, tuple[list[str], dict[str, str]]]:
-    """name -> (argv, environment) of each command measured."""
+Command = tuple[list[str], dict[str, str], str]
+
+
+def commands(url: str, before: Path | None) -> dict[str, Command]:
+    """name -> (argv, environment, working directory) of each command measured.
+
+    The directory matters as much as PYTHONPATH: `python -m` puts it first on the path.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROBER_") and k != "PYTHONPATH"}
     env.update(DEMO_URL=url, DEMO_USER=USER, DEMO_PASSWORD=PASSWORD, PROBER_BROWSER_PATH=BROWSER)
     here = str(Path(__file__).resolve().parents[1])
@@ -48,21 +54,26 @@ def commands(url: str, before: Path | None) -> dict[str, tuple[list[str], dict[s
         "bare": (
             [*REAPER, sys.executable, "-m", "bench.bare_oneshot", url, BROWSER, *DEFAULT_ARGS],
             {**env, "PYTHONPATH": here},
+            here,
         ),
-        "prober": ([*run, "demo-sign-in"], {**env, "PYTHONPATH": here}),
+        "prober": ([*run, "demo-sign-in"], {**env, "PYTHONPATH": here}, here),
     }
     if before is not None:
         # First on the path: it wins over this checkout's editable install, and the
         # worker imports the prober its parent runs (prober.supervise.processes).
-        found["before"] = ([*run, "demo-sign-in"], {**env, "PYTHONPATH": str(before)})
+        found["before"] = (
+            [*run, "demo-sign-in"],
+            {**env, "PYTHONPATH": str(before)},
+            str(before),
+        )
     return found
 
 
-def measure_one(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+def measure_one(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, float]:
     """(CPU seconds of the whole tree, wall seconds) of one command; it must succeed."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
