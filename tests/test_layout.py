@@ -3,7 +3,8 @@
 - The parent (cli, service, settings, logs, contracts, supervise, schedule, record, http)
   never imports Playwright: `prober check` and `prober serve` must not pay for it, and
   a parent that imports it is one refactoring away from driving a page itself.
-- The worker side imports the contracts and the script API, never the parent's packages.
+- The worker side imports the contracts and the script API, never the parent's packages,
+  nor the scenario file's loading (prober.contracts.config, YAML): ~0.05 CPU-s a worker.
 - `prober run` and `prober check` do not load the serving side (aiohttp, prometheus-client,
   prober.service, prober.http, the metrics and the history): prober.cli imports it in
   `serve` and `demo` only, because a one-shot run paid ~0.25 CPU-s for it (bench/ B10).
@@ -137,6 +138,8 @@ def test_worker_side_does_not_import_the_parent() -> None:
     parent = tuple(f"prober.{p}" for p in (*PARENT_PACKAGES[1:], *PARENT_MODULES))
     assert not [m for m in loaded if m.startswith(parent)]
     assert not [m for m in loaded if m.split(".")[0] in ("aiohttp", "prometheus_client")]
+    # Steps come from prober.contracts.steps: scenario files are the parent's business.
+    assert "prober.contracts.config" not in loaded and "yaml" not in loaded
 
 
 def test_contracts_import_nothing_process_specific() -> None:

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -21,19 +20,17 @@ from pydantic import (
     model_validator,
 )
 
-from prober.contracts.actions import Action, FillTotp, Goto, normalize_action
+from prober.contracts.actions import FillTotp, Goto
 from prober.contracts.durations import Duration, at_most
 from prober.contracts.result import DEFAULT_COMPONENT
 from prober.contracts.scriptcheck import script_problems
 from prober.contracts.secrets import Redactor, is_short
 from prober.contracts.slo import SLO
+from prober.contracts.steps import COMPONENT_NAME, Step
 from prober.contracts.tracecontext import check_propagation_host
 from prober.contracts.yamlload import YamlLoadError, load_yaml_file
 
 SCENARIO_NAME = r"^[a-z0-9_-]+$"
-STEP_NAME = r"^[a-z0-9_]+$"
-# The `component` label (the part of the flow a step exercises: app, idp, cdn...).
-COMPONENT_NAME = r"^[a-z0-9_]+$"
 _SCRIPT_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # `${NAME}` or `${env:NAME}` (secret), `${public:NAME}` (not secret), `${file:PATH}`
 # (secret, the file's content), or `$$` for a literal `$`.
@@ -52,17 +49,6 @@ MAX_TIMEOUT = 3600.0
 
 class ConfigError(Exception):
     """A scenario file that cannot be used; the message is meant for humans as-is."""
-
-
-class Step(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=STEP_NAME)
-    actions: list[Annotated[Action, BeforeValidator(normalize_action)]] = Field(min_length=1)
-    # Only `prober rules` reads it; excluded from the worker's spec, which re-validates steps.
-    slo: SLO | None = Field(default=None, exclude=True)
-    # None: the scenario's own component.
-    component: str | None = Field(default=None, pattern=COMPONENT_NAME, max_length=63)
 
 
 class Scenario(BaseModel):
