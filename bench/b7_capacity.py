@@ -75,24 +75,55 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def tree_pss(pid: int) -> int:
-    total = 0
+def process_kind(process: psutil.Process) -> str:
+    """Which part of the tree a process is: what a peak's PSS is split by."""
+    cmdline = process.cmdline()
+    joined = " ".join(cmdline)
+    if "bench.reaper" in joined:
+        return "reaper python"
+    if "prober.worker" in joined:
+        return "worker python"
+    if "bench.bare_script" in joined:
+        return "bare script python"
+    if "prober" in joined and "python" in process.name():
+        return "serving python"
+    if process.name().startswith("node"):
+        return "driver (node)"
+    for arg in cmdline:
+        if arg.startswith("--utility-sub-type="):
+            return "chromium " + arg.split("=", 1)[1].rsplit(".", 1)[-1]
+        if arg.startswith("--type="):
+            kind = arg.split("=", 1)[1]
+            if kind != "utility":
+                return "chromium " + kind
+    return "chromium browser" if "chrom" in process.name() else process.name()
+
+
+def tree_pss(pid: int) -> dict[str, int]:
+    """The tree's PSS in bytes, by process kind."""
+    parts: dict[str, int] = {}
     with contextlib.suppress(psutil.Error):
         root = psutil.Process(pid)
         for process in [root, *root.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):
-                total += process.memory_full_info().pss
-    return total
+                kind = process_kind(process)
+                parts[kind] = parts.get(kind, 0) + process.memory_full_info().pss
+    return parts
 
 
 class PeakPss(threading.Thread):
+    """The tree's highest PSS, sampled every second, and how it split at that sample."""
+
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid, self.peak, self.stop = pid, 0, threading.Event()
+        self.parts: dict[str, int] = {}
 
     def run(self) -> None:
         while not self.stop.wait(1.0):
-            self.peak = max(self.peak, tree_pss(self.pid))
+            parts = tree_pss(self.pid)
+            if sum(parts.values()) > self.peak:
+                self.peak, self.parts = sum(parts.values()), parts
 
 
 def free_port() -> int:
@@ -196,6 +227,7 @@ def window(runner: Bare | Serve, concurrency: int, seconds: float) -> dict[str, 
         "cpu_per_run": (cpu1 - cpu0) / runs if runs else float("inf"),
         "peak_pss_mib": sampler.peak / 2**20,
         "peak_pss_per_run_gb": sampler.peak / 1e9 / concurrency,
+        "peak_pss_parts_mib": {k: round(v / 2**20) for k, v in sorted(sampler.parts.items())},
         "loadavg": load_before,
     }
 
@@ -258,6 +290,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f" ({'met' if r['peak_pss_per_run_gb'] <= pss_target else 'missed'}"
                 f" <={pss_target} GB) (load {r['loadavg'][0]:.2f})"
             )
+            parts = ", ".join(f"{k} {v}" for k, v in r["peak_pss_parts_mib"].items())
+            print(f"      peak PSS by part (MiB): {parts}")
     print(f"  -> {write_result('b7_capacity', report)}")
     return report
 

@@ -23,7 +23,7 @@ from playwright.async_api import Playwright
 
 from bench.signin import PASSWORD, USER, sign_in
 from prober.contracts.config import Scenario, load_config
-from prober.demo.site import make_app
+from prober.demo.site import make_app, serve_on_loopback
 from prober.supervise.browser import DEFAULT_ARGS, browser_version, find_browser, playwright_version
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -52,16 +52,9 @@ async def serve_target() -> AsyncIterator[Target]:
 
     app = make_app(USER, PASSWORD)
     app.middlewares.append(delay)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve_on_loopback(app) as port:
+        state.url = f"http://127.0.0.1:{port}"
         yield state
-    finally:
-        await runner.cleanup()
 
 
 def demo_scenario(url: str, interval: float | None = None) -> Scenario:

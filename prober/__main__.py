@@ -10,6 +10,7 @@ run, and a cancelled run kills its worker's process tree (prober.supervise.runne
 `serve` handles SIGINT itself, as a graceful stop.
 """
 
+import signal
 import sys
 
 from prober import early
@@ -24,6 +25,9 @@ def main() -> int:
 
         return cli_main()
     except KeyboardInterrupt:
+        # Interrupted already: a further Ctrl-C must not turn exit 130 into death by
+        # SIGINT (an uncaught KeyboardInterrupt) halfway through saying so.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         name = " ".join(["prober", *sys.argv[1:2]])
         print(f"{name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -9,15 +9,18 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from prober.contracts.config import Config, ConfigError, load_config
+from prober.contracts.result import RunResult
 from prober.contracts.secrets import MIN_LENGTH, Redactor
 from prober.logs import setup_logging
 from prober.record import traces
@@ -155,9 +158,13 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     runner = make_runner(settings, config, browser, redact)
     spans = traces.sink_from_environment(os.environ, settings.location)
     try:
-        result = asyncio.run(runner.run(scenario))
+        result = asyncio.run(_until_interrupted(runner.run(scenario)))
+        if result is None:
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
-        # One Ctrl-C has retired the worker by now; a second one cut that short.
+        # The run has retired its worker by now, unless Ctrl-C came before or after
+        # the loop listened for it: make sure, and let no further press cut this short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         processes.kill_all_runs()
         processes.reap_orphans(exclude=set())
         raise
@@ -169,11 +176,41 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+async def _until_interrupted(run: Coroutine[Any, Any, RunResult]) -> RunResult | None:
+    """The run's result, or None once Ctrl-C cancelled it and it cleaned up.
+
+    The first SIGINT cancels the run (which kills and reaps its worker's tree); further
+    presses are ignored until that is done. asyncio.run's own handler would raise
+    KeyboardInterrupt at the second press wherever the loop stood, cutting the clean-up
+    short and leaving the loop to warn about children it no longer waits for.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(run)
+
+    def interrupt() -> None:
+        if not task.cancelling():
+            task.cancel()
+
+    loop.add_signal_handler(signal.SIGINT, interrupt)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if task.cancelled() and not _cancelling():
+            return None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+def _cancelling() -> bool:
+    """Whether our own task (not only the run) was cancelled."""
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     """The bundled site on a free local port, probed by the bundled scenarios."""
-    from aiohttp import web
-
-    from prober.demo.site import make_app
+    from prober.demo.site import make_app, serve_on_loopback
     from prober.service import serve
 
     async def main() -> int:
@@ -182,26 +219,19 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         os.environ.setdefault("DEMO_USER", "probe-user")
         os.environ.setdefault("DEMO_PASSWORD", "demo-password")
         site_app = make_app(os.environ["DEMO_USER"], os.environ["DEMO_PASSWORD"])
-        site_runner = web.AppRunner(site_app, access_log=None)
-        await site_runner.setup()
-        site = web.TCPSite(site_runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        os.environ.setdefault("DEMO_URL", f"http://127.0.0.1:{port}")
-        path = Path(str(resources.files("prober.demo") / "scenarios.yaml"))
-        config = load_config(path)
-        setup_logging(settings.log_level, settings.log_format, Redactor(config.secrets))
+        async with serve_on_loopback(site_app) as port:
+            os.environ.setdefault("DEMO_URL", f"http://127.0.0.1:{port}")
+            path = Path(str(resources.files("prober.demo") / "scenarios.yaml"))
+            config = load_config(path)
+            setup_logging(settings.log_level, settings.log_format, Redactor(config.secrets))
 
-        async def announce(url: str) -> None:
-            print(
-                f"prober demo: probing {os.environ['DEMO_URL']}; metrics at {url}/metrics",
-                file=sys.stderr,
-                flush=True,
-            )
+            async def announce(url: str) -> None:
+                print(
+                    f"prober demo: probing {os.environ['DEMO_URL']}; metrics at {url}/metrics",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
-        try:
             return await serve(settings, config, on_started=announce)
-        finally:
-            await site_runner.cleanup()
 
     return asyncio.run(main())

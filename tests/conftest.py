@@ -16,7 +16,7 @@ from aiohttp.typedefs import Handler
 
 from prober.contracts.config import Config, load_config
 from prober.contracts.secrets import Redactor
-from prober.demo.site import make_app
+from prober.demo.site import make_app, serve_on_loopback
 from prober.supervise import processes
 from prober.supervise.browser import DEFAULT_ARGS, find_browser
 from prober.supervise.runner import WorkerRunner
@@ -66,14 +66,9 @@ async def target() -> AsyncIterator[Target]:
 
     app.router.add_get("/never", never)
     app.router.add_get("/error", server_error)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.url = f"http://127.0.0.1:{port}"
-    yield state
-    await runner.cleanup()
+    async with serve_on_loopback(app) as port:
+        state.url = f"http://127.0.0.1:{port}"
+        yield state
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from prober.demo.site import serve_on_loopback
 from tests.artifact_checks import base64_cores, blobs, find_spellings, tree_leaks
 from tests.test_serve import free_port, serving
 
@@ -147,14 +148,9 @@ async def hostile() -> AsyncIterator[Hostile]:
     app.router.add_get("/basic", basic)
     app.router.add_get("/api/echo", api_echo)
     app.router.add_get("/px/{tail:.*}", pixel)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.url = f"http://127.0.0.1:{port}"
-    yield state
-    await runner.cleanup()
+    async with serve_on_loopback(app) as port:
+        state.url = f"http://127.0.0.1:{port}"
+        yield state
 
 
 def scenario_file(directory: Path, target: str) -> Path:

@@ -23,6 +23,7 @@ import psutil
 import pytest
 from aiohttp import web
 
+from prober.demo.site import serve_on_loopback
 from tests.test_serve_faults import Serve, serve  # noqa: F401  (a fixture)
 
 # Read at import: the `serve` fixture clears PROBER_* variables from the environment.
@@ -54,12 +55,8 @@ async def counting_site() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
-    await runner.cleanup()
+    async with serve_on_loopback(app) as port:
+        yield f"http://127.0.0.1:{port}/"
 
 
 def zombies(process: psutil.Process) -> int:

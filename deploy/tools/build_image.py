@@ -44,6 +44,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -364,16 +365,18 @@ def chromium_version(output: str) -> str:
     return m.group(1)
 
 
-def deployment_pod() -> dict:
+def deployment_pod() -> dict[str, Any]:
     """The base Deployment's pod spec."""
     path = ROOT / "deploy/k8s/base/deployment.yaml"
-    return yaml.safe_load(path.read_text())["spec"]["template"]["spec"]
+    pod: dict[str, Any] = yaml.safe_load(path.read_text())["spec"]["template"]["spec"]
+    return pod
 
 
 def example_secret() -> dict[str, str]:
     """secret.example.yaml's placeholder values, standing in for the real Secret."""
     path = ROOT / "deploy/k8s/base/secret.example.yaml"
-    return yaml.safe_load(path.read_text())["stringData"]
+    values: dict[str, str] = yaml.safe_load(path.read_text())["stringData"]
+    return values
 
 
 def deployment_env() -> dict[str, str]:

@@ -7,6 +7,9 @@ multi-page navigation, form filling and redirects the way a production flow does
 
 import html
 import secrets
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 
@@ -97,3 +100,23 @@ def make_app(username: str = "demo", password: str = "demo-password") -> web.App
     app.router.add_get("/callback", callback)
     app.router.add_get("/projects", projects)
     return app
+
+
+@asynccontextmanager
+async def serve_on_loopback(
+    app: web.Application, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[int]:
+    """Serve `app` on 127.0.0.1 at a free port (yielded) until the block ends.
+
+    The demo command, the tests' targets and the benchmarks' all need a real server
+    on a port nothing else holds; the kernel picks it (port 0), so parallel runs never
+    collide.
+    """
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+        await site.start()
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()

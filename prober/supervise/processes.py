@@ -408,6 +408,11 @@ class WorkerProcesses:
                     process.stdin.write(payload + b"\n")
                     await process.stdin.drain()
                 how = await _read(process.stdout, on_line)
+                if how == "eof":
+                    # The slot worker died mid-run: a moment to reap it, so the run's
+                    # error can name its exit status.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(process.wait(), self.exit_wait)
         except TimeoutError:
             how = "timeout"
         return Ending(how, time.monotonic(), process.returncode, worker.stderr())

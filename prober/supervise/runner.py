@@ -219,21 +219,31 @@ class WorkerRunner:
         )
 
     async def _start_slot(self) -> Worker:
-        """A slot worker whose browser is up; OSError (naming why) if it does not come up."""
+        """A slot worker whose browser is up; OSError (naming why) if it does not come up.
+
+        Cancelled while the browser starts (prober stopping), the worker goes with it.
+        """
         worker = await self._start(f"slot-{new_run_id()}", True, slot=True)
+        try:
+            await self._slot_ready(worker)
+        except BaseException:
+            await asyncio.shield(self.processes.retire(worker))
+            raise
+        return worker
+
+    async def _slot_ready(self, worker: Worker) -> SlotReady:
+        """The slot's first line, once its browser is up; OSError if it is not."""
         assert worker.process.stdout is not None
         try:
             line = await asyncio.wait_for(worker.process.stdout.readline(), SLOT_START_SECONDS)
             ready = decode(line)
         except (TimeoutError, ValueError) as exc:
-            await self.processes.retire(worker)
             why = "no answer" if isinstance(exc, TimeoutError) else str(exc)
             raise OSError(f"slot did not start within {SLOT_START_SECONDS:g}s: {why}") from None
         if not isinstance(ready, SlotReady) or ready.error:
-            await self.processes.retire(worker)
             error = ready.error if isinstance(ready, SlotReady) else f"got {ready.event}"
             raise OSError(f"browser launch failed: {self.redact(error or '')}")
-        return worker
+        return ready
 
     async def _start(self, tag: str, launch_browser: bool, slot: bool = False) -> Worker:
         """A worker with its launch settings: it prepares while the run is not yet due."""

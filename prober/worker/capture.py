@@ -13,8 +13,9 @@ zip gets its final name. The trace records DOM snapshots but no screencast: snap
 are text we can scrub, screencast frames are pixels showing whatever was typed in
 plain text fields. Console text is redacted entry by entry. The HAR is scrubbed value
 by value (request bodies, URLs, headers), and the values of credential headers
-(Cookie, Set-Cookie, Authorization) and cookies are masked whoever set them: a session
-cookie in a HAR lets its reader act as the probe user. The screenshot masks text
+(Cookie, Set-Cookie, Authorization) and cookies are masked whoever set them, in the HAR
+and in the trace's network log alike: a session cookie lets its reader act as the
+probe user. The screenshot masks text
 fields and every element whose text shows a secret (see `Capture._masks`); text drawn
 in other ways (images, canvas, split across elements) cannot be found, which
 docs/artifacts.md says.
@@ -250,18 +251,42 @@ def scrub_har(source: Path, redact: Redactor) -> bytes:
     """
     har = json.loads(source.read_bytes())
     for entry in har.get("log", {}).get("entries", []):
-        for message in (entry.get("request", {}), entry.get("response", {})):
-            for header in message.get("headers", []):
-                if str(header.get("name", "")).lower() in CREDENTIAL_HEADERS:
-                    header["value"] = MASK
-            for cookie in message.get("cookies", []):
-                cookie["value"] = MASK
+        _mask_credentials(entry)
     return json.dumps(redact.value(har), ensure_ascii=False, indent=1).encode()
+
+
+def _mask_credentials(entry: dict[str, Any]) -> None:
+    """Mask a HAR entry's credential headers and cookies, whoever set them."""
+    for message in (entry.get("request", {}), entry.get("response", {})):
+        for header in message.get("headers", []):
+            if str(header.get("name", "")).lower() in CREDENTIAL_HEADERS:
+                header["value"] = MASK
+        for cookie in message.get("cookies", []):
+            cookie["value"] = MASK
+
+
+def _scrub_network_log(data: bytes) -> bytes:
+    """A trace's `*.network` member: one JSON event a line, each resource snapshot a HAR
+    entry whose credential headers and cookies are masked as in the HAR. A line that is
+    not such an event is kept as it is (the secret masker still runs over all of it)."""
+    lines = []
+    for line in data.split(b"\n"):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            lines.append(line)
+            continue
+        if isinstance(event, dict) and isinstance(event.get("snapshot"), dict):
+            _mask_credentials(event["snapshot"])
+            line = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+        lines.append(line)
+    return b"\n".join(lines)
 
 
 def scrub_trace(source: Path, target: Path, redact: Redactor) -> None:
     """Rewrite a trace zip with every secret spelling masked in every member.
 
+    Its network log's credential headers and cookies are masked as the HAR's are.
     Resources (request and response bodies) are named by the SHA-1 of their content;
     a changed body gets the hash of its scrubbed content and references are updated,
     because the hash of `login=user&password=...` would let anyone test guesses.
@@ -271,7 +296,10 @@ def scrub_trace(source: Path, target: Path, redact: Redactor) -> None:
     with zipfile.ZipFile(source) as archive:
         for info in archive.infolist():
             raw = archive.read(info)
-            data = redact.bytes(raw)
+            data = raw
+            if info.filename.endswith(".network"):
+                data = _scrub_network_log(data)
+            data = redact.bytes(data)
             members.append((info.filename, data))
             match = _RESOURCE.fullmatch(info.filename)
             if match and data != raw:

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from prober.contracts.config import Config, load_config
 from prober.contracts.result import Outcome, Reason, RunResult
 from prober.contracts.secrets import Redactor
+from prober.demo.site import serve_on_loopback
 from prober.record.history import History, Retention
 from prober.record.metrics import ProberMetrics
 from prober.schedule.scheduler import Scheduler
@@ -134,13 +135,8 @@ async def tls_site(self_signed: tuple[Path, Path]) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/", hello)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"https://127.0.0.1:{port}/"
-    await runner.cleanup()
+    async with serve_on_loopback(app, ssl_context=context) as port:
+        yield f"https://127.0.0.1:{port}/"
 
 
 @pytest.fixture

@@ -82,6 +82,20 @@ scenarios:
     interval: 60s
     timeout: 6s
     script: "wedged:run"
+  - name: crashes
+    interval: 60s
+    timeout: 20s
+    script: "crashes:run"
+"""
+
+# Ends the slot's worker mid-run, as a segfaulting extension or an OOM kill would.
+CRASHES = """
+import os
+
+
+async def run(page, step, params):
+    async with step("worker_gone"):
+        os._exit(3)
 """
 
 # Blocks the worker's event loop: only the parent's kill at the deadline ends the run.
@@ -100,6 +114,7 @@ def config(write_config: Callable[[str], Path], load: Load, tmp_path: Path) -> C
     (tmp_path / "stateful.py").write_text(STATEFUL)
     (tmp_path / "counting.py").write_text(COUNTING)
     (tmp_path / "wedged.py").write_text(WEDGED)
+    (tmp_path / "crashes.py").write_text(CRASHES)
     (tmp_path / "count_helper.py").write_text("SEEN = []\n")
     return load(write_config(SCENARIOS + sign_in_scenario()))
 
@@ -185,6 +200,19 @@ async def test_a_run_that_times_out_takes_its_slot_down_with_it(
     after = await slots.run(config.scenario("sso-login"))
     assert after.result is Outcome.SUCCESS, after.error
     assert slot_pids(slots) not in ([], [before])
+
+
+async def test_a_worker_that_dies_mid_run_is_an_error_naming_its_exit_code(
+    slots: WorkerRunner, config: Config
+) -> None:
+    crashed = await slots.run(config.scenario("crashes"))
+
+    assert crashed.result is Outcome.ERROR
+    assert crashed.error is not None and "exit code 3" in crashed.error, crashed.error
+    assert crashed.failed_step == "worker_gone"
+    assert slot_pids(slots) == []  # its tree is gone; the next run gets a fresh slot
+    after = await slots.run(config.scenario("sso-login"))
+    assert after.result is Outcome.SUCCESS, after.error
 
 
 async def test_a_browser_killed_between_runs_is_relaunched_and_its_slot_recycled(

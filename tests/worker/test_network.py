@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from prober.contracts.config import load_config
 from prober.contracts.result import Outcome
 from prober.contracts.secrets import MASK
+from prober.demo.site import serve_on_loopback
 from prober.record.metrics import ProberMetrics
 from prober.settings import (
     DEFAULT_PAGE_TIMING_BUCKETS,
@@ -63,13 +64,8 @@ async def report_site() -> AsyncIterator[str]:
     app.router.add_get("/report", report)
     app.router.add_get("/api/{token}/data", data)
     app.router.add_get("/favicon.ico", favicon)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serve_on_loopback(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 async def test_failed_sub_requests_are_listed_with_their_step_and_counted(

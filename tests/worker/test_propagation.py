@@ -1,5 +1,6 @@
 """`traceparent` in real Chromium: the scenario's origins get it, a third party never does."""
 
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from aiohttp import web
 from prober.contracts.config import Config
 from prober.contracts.result import Outcome
 from prober.contracts.tracecontext import span_id
+from prober.demo.site import serve_on_loopback
 from prober.supervise.runner import WorkerRunner
 
 Load = Callable[[Path], Config]
@@ -46,19 +48,12 @@ class Origin:
 async def origins() -> AsyncIterator[tuple[Origin, Origin, Origin]]:
     """The app, its API on another port (listed), and a third party (not listed)."""
     servers = (Origin(), Origin(), Origin())
-    runners = []
-    for server in servers:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", server.handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        server.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        runners.append(runner)
-    yield servers
-    for runner in runners:
-        await runner.cleanup()
+    async with contextlib.AsyncExitStack() as stack:
+        for server in servers:
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", server.handle)
+            server.port = await stack.enter_async_context(serve_on_loopback(app))
+        yield servers
 
 
 async def test_own_origins_get_the_runs_traceparent_and_a_third_party_none(

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from prober.contracts.config import Config, load_config
 from prober.contracts.protocol import MAX_PAGE_TIMINGS_PER_RUN, PageTimingReported
 from prober.contracts.result import PHASES, Outcome, PageTiming, RunResult
+from prober.demo.site import serve_on_loopback
 from prober.record.metrics import ProberMetrics
 from prober.settings import (
     DEFAULT_PAGE_TIMING_BUCKETS,
@@ -98,13 +99,8 @@ async def shifting_site() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serve_on_loopback(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 async def test_layout_shift_is_measured(
@@ -196,13 +192,8 @@ async def flooding_site() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/", flood)
     app.router.add_get("/second", second)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serve_on_loopback(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 async def test_a_page_cannot_reach_the_binding_nor_inflate_the_timings(

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from prober.contracts.cabundle import CABundleError, read_ca_bundle
 from prober.contracts.config import load_config
 from prober.contracts.result import Outcome, Reason
+from prober.demo.site import serve_on_loopback
 from prober.record.metrics import ProberMetrics
 from prober.settings import (
     DEFAULT_PAGE_TIMING_BUCKETS,
@@ -106,13 +107,8 @@ async def https_site(pki: Pki) -> AsyncIterator[str]:
     app.router.add_get("/", home)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(pki.cert_file, pki.key_file)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"https://localhost:{port}"
-    await runner.cleanup()
+    async with serve_on_loopback(app, ssl_context=context) as port:
+        yield f"https://localhost:{port}"
 
 
 SCENARIO = """
