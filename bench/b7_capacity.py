@@ -29,7 +29,8 @@ from typing import Any
 
 import psutil
 
-from bench.common import BROWSER, PASSWORD, USER, load, serve_target, write_result
+from bench.common import BROWSER, load, serve_target, write_result
+from bench.signin import PASSWORD, USER
 
 _RUNS = re.compile(r"^prober_scenario_runs_total\{[^}]*\} ([0-9.e+]+)$", re.M)
 SCENARIO = """\

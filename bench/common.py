@@ -10,7 +10,6 @@ import os
 import platform
 import statistics
 import subprocess
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,13 +21,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from playwright.async_api import Playwright
 
+from bench.signin import PASSWORD, USER, sign_in
 from prober.contracts.config import Scenario, load_config
 from prober.demo.site import make_app, serve_on_loopback
 from prober.supervise.browser import DEFAULT_ARGS, browser_version, find_browser, playwright_version
 
 RESULTS = Path(__file__).resolve().parent / "results"
-USER = "probe-user"
-PASSWORD = "demo-password"
 STEPS = ("app_page_loaded", "idp_page_loaded", "credentials_accepted", "back_in_app")
 BROWSER = str(find_browser(None))
 
@@ -70,52 +68,8 @@ def demo_scenario(url: str, interval: float | None = None) -> Scenario:
 
 
 async def baseline_run(playwright: Playwright, url: str, har: Path | None = None) -> dict[str, Any]:
-    """One sign-in the way a bare script does it: fresh browser, same flags, same calls.
-
-    The driver is started once by the caller (a bare script's natural shape), so the
-    per-run figure is launch + flow + close, the least a run can cost. With `har`, the
-    context records a HAR there as a prober worker does (bodies omitted), written when
-    the context closes.
-    """
-    started = time.monotonic()
-    browser = await playwright.chromium.launch(
-        executable_path=BROWSER, args=list(DEFAULT_ARGS), headless=True
-    )
-    launched = time.monotonic()
-    context = await (
-        browser.new_context(record_har_path=har, record_har_content="omit")
-        if har
-        else browser.new_context()
-    )
-    page = await context.new_page()
-    steps: dict[str, float] = {}
-
-    t = time.monotonic()
-    await page.goto(f"{url}/")
-    await page.locator("text=Sign in with IdP").first.wait_for(state="visible")
-    steps["app_page_loaded"] = time.monotonic() - t
-    t = time.monotonic()
-    await page.locator("text=Sign in with IdP").click()
-    await page.locator("input[name=login]").first.wait_for(state="visible")
-    steps["idp_page_loaded"] = time.monotonic() - t
-    t = time.monotonic()
-    await page.locator("input[name=login]").fill(USER)
-    await page.locator("input[name=password]").fill(PASSWORD)
-    await page.locator("button[type=submit]").click()
-    steps["credentials_accepted"] = time.monotonic() - t
-    t = time.monotonic()
-    await page.wait_for_url("**/projects")
-    h2 = page.locator("h2")
-    await h2.first.wait_for(state="attached")
-    if "Choose a project" not in await h2.inner_text():
-        raise AssertionError("baseline did not land on the projects page")
-    steps["back_in_app"] = time.monotonic() - t
-
-    if har:
-        await context.close()  # writes the HAR
-    await browser.close()
-    ended = time.monotonic()
-    return {"total": ended - started, "launch": launched - started, "steps": steps}
+    """bench.signin.sign_in with the system Chromium and prober's launch flags."""
+    return await sign_in(playwright, url, BROWSER, list(DEFAULT_ARGS), har)
 
 
 def load() -> tuple[float, float, float]:

@@ -26,7 +26,8 @@ from typing import Any
 import psutil
 from playwright.async_api import Page, async_playwright
 
-from bench.common import BROWSER, PASSWORD, USER, load, serve_target, write_result
+from bench.common import BROWSER, load, serve_target, write_result
+from bench.signin import PASSWORD, USER
 from prober.supervise.browser import DEFAULT_ARGS
 from prober.supervise.processes import become_subreaper
 from prober.worker.timings import PageTimingProbe

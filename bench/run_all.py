@@ -15,6 +15,7 @@ from bench import (
     b5_scale,
     b7_capacity,
     b9_traces,
+    b10_oneshot,
 )
 from bench.common import machine
 
@@ -34,6 +35,7 @@ def main() -> None:
         b5_scale,
         b7_capacity,
         b9_traces,
+        b10_oneshot,
     ):
         began = time.monotonic()
         bench.main(flags)

@@ -25,10 +25,10 @@ from prober.contracts.secrets import MIN_LENGTH, Redactor
 from prober.logs import setup_logging
 from prober.record import traces
 from prober.schedule.sharding import ShardError
-from prober.service import locate_browser, make_runner, serve
 from prober.settings import Settings
 from prober.slo.rules import FORMATS, generate
 from prober.supervise import processes
+from prober.supervise.wiring import locate_browser, make_runner
 
 EXIT_BAD_INPUT = 2
 
@@ -100,13 +100,18 @@ def _setting_name(loc: tuple[str | int, ...]) -> str:
     return "PROBER_" + str(loc[0]).upper() if loc else "settings"
 
 
-def _load(settings: Settings) -> Config:
+def _load(settings: Settings, scripts_of: Sequence[str] | None = None) -> Config:
     if settings.config is None:
         raise BadInputError("no scenario file: pass --config FILE or set PROBER_CONFIG")
-    return load_config(settings.config)
+    return load_config(settings.config, scripts_of=scripts_of)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here, not at the top: the other verbs need none of the serving side
+    # (aiohttp, metrics, history, HTTP pages), and a one-shot `prober run` paid ~0.25 CPU-s
+    # for it. tests/test_layout.py holds `run` and `check` to that.
+    from prober.service import serve
+
     config = _load(settings)
     setup_logging(settings.log_level, settings.log_format, Redactor(config.secrets))
     if warning := short_secret_warning(config):
@@ -143,7 +148,8 @@ def _rules(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
-    config = _load(settings)
+    # Only this scenario's script is import-checked: the others do not run.
+    config = _load(settings, scripts_of=[args.name])
     scenario = config.scenario(args.name)
     redact = Redactor(config.secrets)
     setup_logging(settings.log_level, "text", redact)
@@ -205,6 +211,7 @@ def _cancelling() -> bool:
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     """The bundled site on a free local port, probed by the bundled scenarios."""
     from prober.demo.site import make_app, serve_on_loopback
+    from prober.service import serve
 
     async def main() -> int:
         # A distinctive user name: every expanded value is masked in logs, and "demo"

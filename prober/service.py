@@ -7,7 +7,6 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -29,56 +28,13 @@ from prober.schedule.sharding import shard_from_settings
 from prober.settings import Settings, parse_listen
 from prober.slo import buckets as slo_buckets
 from prober.supervise import processes
-from prober.supervise.artifacts import ArtifactRetention, ArtifactStore
-from prober.supervise.browser import (
-    DEFAULT_ARGS,
-    BrowserNotFoundError,
-    browser_version,
-    find_browser,
-    playwright_version,
-)
-from prober.supervise.pool import Prewarm
-from prober.supervise.runner import Isolation, WorkerRunner
-from prober.supervise.slots import RECYCLE_REASONS, RecycleReason, SlotLimits
+from prober.supervise.browser import browser_version, playwright_version
+from prober.supervise.runner import WorkerRunner
+from prober.supervise.slots import RECYCLE_REASONS
+from prober.supervise.wiring import locate_browser, make_runner
 
 log = logging.getLogger(__name__)
 ORPHAN_REAP_SECONDS = 5.0
-
-
-def make_runner(
-    settings: Settings,
-    config: Config,
-    browser: Path | None,
-    redact: Redactor,
-    prewarm: Prewarm = "none",
-    isolation: Isolation = "process",
-    on_slot_recycled: Callable[[RecycleReason], None] | None = None,
-) -> WorkerRunner:
-    """The runner; `serve` pre-starts workers, a one-off `prober run` has nothing to gain."""
-    return WorkerRunner(
-        browser_path=str(browser) if browser else "chromium",
-        browser_args=[*DEFAULT_ARGS, *settings.browser_args],
-        redact=redact,
-        # Not resolved: in a ConfigMap the file is a symlink into a timestamped directory
-        # that the next update deletes; scripts must be imported through the stable path.
-        python_path=[str(config.path.absolute().parent)],
-        artifacts=ArtifactStore(
-            settings.data_dir / "artifacts",
-            ArtifactRetention(settings.artifact_max_age, settings.artifact_max_bytes),
-        )
-        if settings.data_dir
-        else None,
-        trace_on_success=settings.trace_on_success,
-        prewarm=prewarm if browser else "none",
-        # More runs than this cannot start at once, so more ready workers would only idle.
-        pool_size=min(settings.max_concurrency, len(config.scenarios)),
-        ca_file=str(settings.ca_file.absolute()) if settings.ca_file else None,
-        isolation=isolation,
-        slot_limits=SlotLimits(
-            settings.slot_max_runs, settings.slot_max_age, settings.slot_max_memory
-        ),
-        on_slot_recycled=on_slot_recycled,
-    )
 
 
 def make_api(
@@ -93,14 +49,6 @@ def make_api(
         artifacts_dir=settings.data_dir / "artifacts" if settings.data_dir else None,
         limiter=TriggerLimiter(settings.api_trigger_cooldown, settings.api_triggers_per_minute),
     )
-
-
-def locate_browser(settings: Settings) -> tuple[Path | None, str | None]:
-    """(path, None) or (None, why not): a missing browser degrades, it does not crash."""
-    try:
-        return find_browser(settings.browser_path), None
-    except BrowserNotFoundError as exc:
-        return None, str(exc)
 
 
 async def serve(

@@ -424,6 +424,42 @@ def test_good_script_passes_check_without_running_it(tmp_path: Path) -> None:
     assert checked.stdout == f"{path}: ok, 1 scenario(s): scripted\n"
 
 
+def _two_scripts(directory: Path) -> Path:
+    """`fine` (does nothing) and `broken` (its module raises on import), side by side."""
+    (directory / "fine_mod.py").write_text("async def run(page, step, params):\n    pass\n")
+    (directory / "broken_mod.py").write_text("raise RuntimeError('no such backend')\n")
+    path = directory / "scenarios.yaml"
+    path.write_text(
+        "scenarios:\n"
+        "  - {name: fine, interval: 1m, timeout: 30s, script: 'fine_mod:run'}\n"
+        "  - {name: broken, interval: 1m, timeout: 30s, script: 'broken_mod:run'}\n"
+    )
+    return path
+
+
+def test_run_refuses_its_own_scenario_whose_script_does_not_import(tmp_path: Path) -> None:
+    path = _two_scripts(tmp_path)
+    completed = prober("run", "--config", str(path), "broken")
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        f"prober run: {path}: scenario 'broken': script: module 'broken_mod' raises on import:"
+        " RuntimeError: no such backend\n"
+    )
+    assert completed.stdout == ""
+
+
+async def test_run_does_not_import_the_scripts_of_other_scenarios(
+    tmp_path: Path, clean_env: None
+) -> None:
+    """`prober run NAME` runs one scenario: another's broken script is `prober check`'s
+    business, and importing every script cost each one-shot run a child Python."""
+    path = _two_scripts(tmp_path)
+    completed = await _run_async("run", "--config", str(path), "fine")
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["result"] == "success"
+    assert check(path).returncode == 2  # the file as a whole is still refused
+
+
 @pytest.mark.parametrize("presses", [1, 2, 5])
 async def test_ctrl_c_on_run_exits_130_with_one_line_and_leaves_nothing(
     write_config: Callable[[str], Path], target_env: Target, clean_env: None, presses: int

@@ -3,7 +3,11 @@
 - The parent (cli, service, settings, logs, contracts, supervise, schedule, record, http)
   never imports Playwright: `prober check` and `prober serve` must not pay for it, and
   a parent that imports it is one refactoring away from driving a page itself.
-- The worker side imports the contracts and the script API, never the parent's packages.
+- The worker side imports the contracts and the script API, never the parent's packages,
+  nor the scenario file's loading (prober.contracts.config, YAML): ~0.05 CPU-s a worker.
+- `prober run` and `prober check` do not load the serving side (aiohttp, prometheus-client,
+  prober.service, prober.http, the metrics and the history): prober.cli imports it in
+  `serve` and `demo` only, because a one-shot run paid ~0.25 CPU-s for it (bench/ B10).
 - The contracts import no other prober package and none of the process-specific
   libraries (Playwright, aiohttp, prometheus-client).
 """
@@ -92,12 +96,50 @@ def test_prober_check_does_not_load_playwright(tmp_path: Path) -> None:
     assert not [m for m in loaded if m.split(".")[0] == "playwright"]
 
 
+SERVING = (
+    "aiohttp",
+    "prometheus_client",
+    "prober.service",
+    "prober.http",
+    "prober.record.metrics",
+    "prober.record.history",
+)
+
+
+def serving_modules(loaded: list[str]) -> list[str]:
+    return [m for m in loaded if m in SERVING or m.startswith(tuple(f"{s}." for s in SERVING))]
+
+
+def test_prober_run_does_not_load_the_serving_side(tmp_path: Path) -> None:
+    (tmp_path / "noop_mod.py").write_text("async def run(page, step, params):\n    pass\n")
+    path = tmp_path / "scenarios.yaml"
+    path.write_text(
+        "scenarios:\n  - {name: noop, interval: 1m, timeout: 30s, script: 'noop_mod:run'}\n"
+    )
+    loaded = loaded_after(
+        "from prober.cli import main\n"
+        f"assert main(['run', '--config', {str(path)!r}, 'noop']) == 0\n"
+    )
+    assert "prober.supervise.runner" in loaded and "prober.contracts.config" in loaded
+    assert serving_modules(loaded) == []
+    assert not [m for m in loaded if m.split(".")[0] == "playwright"]
+
+
+def test_prober_serve_still_loads_what_it_serves_with() -> None:
+    # The check above must be able to fail: these are the modules it looks for.
+    loaded = loaded_after("import prober.cli, prober.service\n")
+    assert {"aiohttp", "prometheus_client", "prober.http.server"} <= set(loaded)
+    assert "prober.service" not in loaded_after("import prober.cli\n")
+
+
 def test_worker_side_does_not_import_the_parent() -> None:
     loaded = loaded_after(imports(modules(*WORKER_PACKAGES)))
     assert "prober.worker.main" in loaded and "playwright" in loaded
     parent = tuple(f"prober.{p}" for p in (*PARENT_PACKAGES[1:], *PARENT_MODULES))
     assert not [m for m in loaded if m.startswith(parent)]
     assert not [m for m in loaded if m.split(".")[0] in ("aiohttp", "prometheus_client")]
+    # Steps come from prober.contracts.steps: scenario files are the parent's business.
+    assert "prober.contracts.config" not in loaded and "yaml" not in loaded
 
 
 def test_contracts_import_nothing_process_specific() -> None:

@@ -6,14 +6,13 @@ the person reading it is an SRE looking at a crash-looping pod, not at a traceba
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -21,19 +20,17 @@ from pydantic import (
     model_validator,
 )
 
-from prober.contracts.actions import Action, FillTotp, Goto, normalize_action
+from prober.contracts.actions import FillTotp, Goto
 from prober.contracts.durations import Duration, at_most
 from prober.contracts.result import DEFAULT_COMPONENT
 from prober.contracts.scriptcheck import script_problems
 from prober.contracts.secrets import Redactor, is_short
 from prober.contracts.slo import SLO
+from prober.contracts.steps import COMPONENT_NAME, Step
 from prober.contracts.tracecontext import check_propagation_host
 from prober.contracts.yamlload import YamlLoadError, load_yaml_file
 
 SCENARIO_NAME = r"^[a-z0-9_-]+$"
-STEP_NAME = r"^[a-z0-9_]+$"
-# The `component` label (the part of the flow a step exercises: app, idp, cdn...).
-COMPONENT_NAME = r"^[a-z0-9_]+$"
 _SCRIPT_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # `${NAME}` or `${env:NAME}` (secret), `${public:NAME}` (not secret), `${file:PATH}`
 # (secret, the file's content), or `$$` for a literal `$`.
@@ -52,17 +49,6 @@ MAX_TIMEOUT = 3600.0
 
 class ConfigError(Exception):
     """A scenario file that cannot be used; the message is meant for humans as-is."""
-
-
-class Step(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=STEP_NAME)
-    actions: list[Annotated[Action, BeforeValidator(normalize_action)]] = Field(min_length=1)
-    # Only `prober rules` reads it; excluded from the worker's spec, which re-validates steps.
-    slo: SLO | None = Field(default=None, exclude=True)
-    # None: the scenario's own component.
-    component: str | None = Field(default=None, pattern=COMPONENT_NAME, max_length=63)
 
 
 class Scenario(BaseModel):
@@ -162,19 +148,19 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     *,
     read_files: bool = True,
+    scripts_of: Collection[str] | None = None,
 ) -> Config:
     """Read, expand and validate a scenario file; raise ConfigError with a human message.
 
     `read_files=False` leaves `${file:...}` references as written: `prober rules` runs in
-    CI, where the mounted Secrets do not exist and their values do not matter."""
-    path = Path(path)
-    """Read, expand and validate a scenario file; raise ConfigError with a human message.
-
-    `read_files=False` leaves `${file:...}` references as written: `prober rules` runs in
-    CI, where the mounted Secrets do not exist and their values do not matter."""
+    CI, where the mounted Secrets do not exist and their values do not matter.
+    `scripts_of` limits the import check of Python scenarios (a child Python that imports
+    each script, ~0.5 CPU-s) to the scenarios of those names: `prober run NAME` runs one
+    scenario and has no use for checking the others' scripts (`prober check` does that).
+    """
     path = Path(path)
     try:
-        return _load(path, os.environ if environ is None else environ, read_files)
+        return _load(path, os.environ if environ is None else environ, read_files, scripts_of)
     except ConfigError:
         raise
     except Exception as exc:  # a bug of ours: still one line, and no value quoted
@@ -183,7 +169,9 @@ def load_config(
         ) from None
 
 
-def _load(path: Path, environ: Mapping[str, str], read_files: bool) -> Config:
+def _load(
+    path: Path, environ: Mapping[str, str], read_files: bool, scripts_of: Collection[str] | None
+) -> Config:
     try:
         raw = load_yaml_file(path)
     except YamlLoadError as exc:
@@ -208,7 +196,11 @@ def _load(path: Path, environ: Mapping[str, str], read_files: bool) -> Config:
                 if isinstance(action, FillTotp):
                     for index, seed in enumerate(action.secrets()):
                         secrets[f"fill_totp seed of {scenario.name}/{step.name} ({index})"] = seed
-    scripts = [s for s in parsed.scenarios if s.script is not None]
+    scripts = [
+        s
+        for s in parsed.scenarios
+        if s.script is not None and (scripts_of is None or s.name in scripts_of)
+    ]
     # Where the worker will look first: the directory the file was given in (a
     # ConfigMap's stable mount, not the timestamped directory behind its symlink).
     found = script_problems([s.script for s in scripts if s.script], [str(path.absolute().parent)])

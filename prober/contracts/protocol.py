@@ -22,7 +22,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from prober.contracts.config import COMPONENT_NAME, Step
 from prober.contracts.result import (
     DEFAULT_COMPONENT,
     Certificate,
@@ -34,6 +33,7 @@ from prober.contracts.result import (
     StepRequests,
 )
 from prober.contracts.secrets import Redactor
+from prober.contracts.steps import COMPONENT_NAME, Step
 from prober.contracts.tracecontext import Propagation
 
 # Free text (an error message) is cut to this many characters, after masking: cutting

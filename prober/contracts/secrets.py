@@ -242,6 +242,7 @@ class _Patterns:
     """The compiled patterns for one mode (str or bytes)."""
 
     def __init__(self, secrets: tuple[str, ...], binary: bool) -> None:
+        self.secrets = secrets
         # Longest first, so that a secret containing another is masked whole.
         ordered = sorted(secrets, key=len, reverse=True)
         long_branches = [
@@ -267,16 +268,31 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.secrets: tuple[str, ...] = ()
-        self._text = _Patterns((), binary=False)
+        self._text: _Patterns | None = None
         self._bytes: _Patterns | None = None
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
         """Mask these too, in place: one instance is shared by logs, runner and API, so a
-        reloaded scenario file's new secrets are masked everywhere at once."""
+        reloaded scenario file's new secrets are masked everywhere at once.
+
+        The patterns are compiled when first needed (~30 ms of CPU per secret): a
+        redactor kept for error messages that never come, as a `prober run` that goes
+        well has, costs nothing; only the worker scrubs bytes.
+        """
         self.secrets = tuple(sorted({*self.secrets, *(s for s in secrets if s)}))
-        self._text = _Patterns(self.secrets, binary=False)
-        self._bytes = None  # compiled when first needed: only the worker scrubs bytes
+
+    def _patterns(self, binary: bool) -> _Patterns:
+        """The compiled patterns of the current secrets. A thread that compiled for an
+        older set and stored them late is caught by the identity check and redone."""
+        secrets, compiled = self.secrets, self._bytes if binary else self._text
+        if compiled is None or compiled.secrets is not secrets:
+            compiled = _Patterns(secrets, binary)
+            if binary:
+                self._bytes = compiled
+            else:
+                self._text = compiled
+        return compiled
 
     @property
     def short(self) -> tuple[str, ...]:
@@ -286,14 +302,12 @@ class Redactor:
     def __call__(self, text: str) -> str:
         if not text:
             return text
-        masked: str = _mask(self._text, text, MASK)
+        masked: str = _mask(self._patterns(binary=False), text, MASK)
         return masked
 
     def bytes(self, data: bytes) -> bytes:
         """Scrub raw bytes (files written by the browser) without decoding them as a whole."""
-        if self._bytes is None:
-            self._bytes = _Patterns(self.secrets, binary=True)
-        masked: bytes = _mask(self._bytes, data, MASK.encode())
+        masked: bytes = _mask(self._patterns(binary=True), data, MASK.encode())
         return masked
 
     def value(self, value: T) -> T:

@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 from playwright.async_api import Page
 
-from prober.contracts.config import COMPONENT_NAME, STEP_NAME
 from prober.contracts.result import DEFAULT_COMPONENT
+from prober.contracts.steps import COMPONENT_NAME, STEP_NAME
 
 # Step names become metric labels; a script looping over `step(f"item_{i}")` must not
 # be able to explode the series count.

@@ -36,8 +36,8 @@ REAP_SECONDS = 5.0
 SCRATCH_PREFIX = "prober-"
 OWNER_FILE = ".prober-owner"
 
-# How one line of output is taken: read on, the result is in (give the worker a moment
-# to exit cleanly), or stop reading now (the output is garbage).
+# How one line of output is taken: read on, the result is in (the worker may be killed
+# now), or stop reading now (the output is garbage).
 Reading = Literal["more", "done", "stop"]
 # A line longer than this is no event; the stream reader's limit.
 MAX_LINE_BYTES = 1 << 20
@@ -379,10 +379,13 @@ class WorkerProcesses:
                     await process.stdin.drain()
                     process.stdin.close()
                 how = await _read(process.stdout, on_line)
-                if how in ("done", "eof"):
-                    # The result is in (or the worker is gone): a moment to exit cleanly.
+                if how == "eof":
+                    # The worker is gone or going without a result: its exit status says why.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(process.wait(), self.exit_wait)
+                # "done": the result is in and nothing the worker does after it counts. Its
+                # orderly close (browser, driver) cost ~0.2 CPU-s and as much wall time;
+                # `retire` kills the tree now, as at a timeout.
         except TimeoutError:
             how = "timeout"
         return Ending(how, time.monotonic(), process.returncode, worker.stderr())

@@ -27,7 +27,6 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from prober.contracts.config import Step
 from prober.contracts.protocol import (
     BrowserLaunched,
     Event,
@@ -42,6 +41,7 @@ from prober.contracts.protocol import (
 )
 from prober.contracts.result import Outcome, Reason
 from prober.contracts.secrets import Redactor
+from prober.contracts.steps import Step
 from prober.scenario import totp
 from prober.scenario.api import ScriptFunction, StepTimer
 from prober.worker import propagation

@@ -83,3 +83,20 @@ def test_a_message_quoting_an_expanded_value_masks_it(tmp_path: Path) -> None:
             path, environ={"APP_URL": "http://x", "PROBE_PASSWORD": "y", "INTERVAL": "soon-ish"}
         )
     assert "soon-ish" not in str(raised.value) and MASK in str(raised.value)
+
+
+def test_scripts_of_limits_the_import_check_to_those_scenarios(tmp_path: Path) -> None:
+    (tmp_path / "fine_mod.py").write_text("async def run(page, step, params):\n    pass\n")
+    path = tmp_path / "scenarios.yaml"
+    path.write_text(
+        "scenarios:\n"
+        "  - {name: fine, interval: 1m, timeout: 30s, script: 'fine_mod:run'}\n"
+        "  - {name: missing, interval: 1m, timeout: 30s, script: 'nowhere_mod:run'}\n"
+    )
+    assert [s.name for s in load_config(path, scripts_of=["fine"]).scenarios] == [
+        "fine",
+        "missing",
+    ]
+    for scripts_of in (None, ["missing"]):
+        with pytest.raises(ConfigError, match="scenario 'missing': script: module 'nowhere_mod'"):
+            load_config(path, scripts_of=scripts_of)

@@ -129,3 +129,22 @@ def test_add_masks_new_secrets_in_place() -> None:
     assert redact.secrets == tuple(sorted([PASSWORD, LOGIN]))
     assert redact(f"{LOGIN} {PASSWORD}") == f"{MASK} {MASK}"
     assert redact.bytes(LOGIN.encode()) == MASK.encode()
+
+
+def test_add_after_use_masks_the_new_secrets_in_text_and_bytes() -> None:
+    # The patterns are compiled lazily, on first use: a use before `add` must not
+    # leave the old patterns in place.
+    redact = Redactor([PASSWORD])
+    assert redact(PASSWORD) == MASK and redact.bytes(PASSWORD.encode()) == MASK.encode()
+    redact.add([LOGIN])
+    assert redact(f"{LOGIN} {PASSWORD}") == f"{MASK} {MASK}"
+    assert redact.bytes(LOGIN.encode()) == MASK.encode()
+
+
+def test_patterns_stored_late_by_a_thread_for_older_secrets_are_not_used() -> None:
+    redact = Redactor([PASSWORD])
+    redact("warm")
+    stale = redact._text  # what a thread that compiled before the `add` would store
+    redact.add([LOGIN])
+    redact._text = stale
+    assert redact(LOGIN) == MASK

@@ -16,7 +16,6 @@ from prober.record.history import History, Retention
 from prober.record.metrics import ProberMetrics
 from prober.schedule.reload import ConfigReloader, fingerprint
 from prober.schedule.scheduler import Scheduler
-from prober.service import make_runner
 from prober.settings import (
     DEFAULT_PAGE_TIMING_BUCKETS,
     DEFAULT_SCENARIO_BUCKETS,
@@ -24,6 +23,7 @@ from prober.settings import (
     Settings,
 )
 from prober.supervise.runner import WorkerRunner
+from prober.supervise.wiring import make_runner
 from tests.fakes import CountingRecorder
 from tests.helpers import STUB_WORKER, publish, stub_scenario, wait_until
 

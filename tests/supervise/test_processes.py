@@ -4,6 +4,7 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from prober.supervise.processes import MAX_LINE_BYTES, RUN_TAG_ENV, Reading, WorkerProcesses
 
@@ -33,14 +34,28 @@ async def test_lines_reach_the_callback_and_the_exit_status_is_kept() -> None:
     assert workers.live_pids == set()
 
 
-async def test_done_waits_for_a_clean_exit_and_stop_does_not() -> None:
-    workers = processes("import time; print('result', flush=True); time.sleep(300)")
-    worker = await workers.start("stop-1", b"\n")
-    started = time.monotonic()
-    ending = await workers.stream(worker, b"", lambda line: "stop", started + 30)
-    assert ending.how == "stopped" and time.monotonic() - started < 5
+@pytest.mark.parametrize(("reading", "how"), [("done", "done"), ("stop", "stopped")])
+async def test_done_and_stop_do_not_wait_for_the_worker_to_exit(reading: Reading, how: str) -> None:
+    """After the result (`done`) nothing a worker does counts: a worker still closing its
+    browser is killed with its tree by `retire`, not given exit_wait to finish."""
+    workers = processes("import time; print('result', flush=True); time.sleep(3)")
+    worker = await workers.start(f"{reading}-1", b"\n")
+    try:
+        ending = await workers.stream(worker, b"", lambda line: reading, time.monotonic() + 30)
+    finally:
+        await workers.retire(worker)
+    # Waiting for the exit would have seen it exit 0 after its sleep.
+    assert ending.how == how and ending.returncode is None
+    assert worker.process.returncode == -9
+
+
+async def test_eof_waits_for_the_exit_status() -> None:
+    # No result: the exit status is what tells a crash, so it is waited for.
+    workers = processes("import sys, time; sys.stdout.close(); time.sleep(1); sys.exit(7)")
+    worker = await workers.start("eof-1", b"\n")
+    ending = await workers.stream(worker, b"", lambda line: "more", time.monotonic() + 30)
     await workers.retire(worker)
-    assert worker.process.returncode is not None
+    assert (ending.how, ending.returncode) == ("eof", 7)
 
 
 async def test_the_deadline_ends_the_stream_and_retire_kills_the_tagged_tree() -> None:
