@@ -10,12 +10,14 @@ run, and a cancelled run kills its worker's process tree (prober.supervise.runne
 `serve` handles SIGINT itself, as a graceful stop.
 """
 
+import os
 import signal
 import sys
 
 from prober import early
 
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 1
 
 
 def main() -> int:
@@ -31,6 +33,11 @@ def main() -> int:
         name = " ".join(["prober", *sys.argv[1:2]])
         print(f"{name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`prober run ... | head`): nothing to report, and the
+        # interpreter's own flush at exit must not fail the same way with a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -242,6 +242,26 @@ def test_rules_prints_the_rules_without_the_probes_secrets(
     assert "kind: PrometheusRule" in manifest.stdout
 
 
+def test_a_reader_that_goes_away_is_no_traceback(clean_env: None) -> None:
+    """`prober rules ... | head -1`: the pipe closes before prober writes."""
+    read, write = os.pipe()
+    os.close(read)  # every write to `write` now fails with EPIPE
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "prober", "rules", "--config", "deploy/k8s/base/scenarios.yaml"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+    finally:
+        os.close(write)
+
+    assert (completed.returncode, completed.stderr) == (1, "")
+
+
 def test_rules_on_a_bad_slo_block_exits_2_like_check() -> None:
     path = BAD_CONFIGS[0].parent / "slo_objective_ratio.yaml"
     completed = prober("rules", "--config", str(path))
