@@ -46,7 +46,11 @@ def commands(url: str, before: Path | None) -> dict[str, Command]:
 
     The directory matters as much as PYTHONPATH: `python -m` puts it first on the path.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROBER_") and k != "PYTHONPATH"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PROBER_", "OTEL_")) and k != "PYTHONPATH"
+    }
     env.update(DEMO_URL=url, DEMO_USER=USER, DEMO_PASSWORD=PASSWORD, PROBER_BROWSER_PATH=BROWSER)
     here = str(Path(__file__).resolve().parents[1])
     run = [*REAPER, sys.executable, "-m", "prober", "run", "--config", str(DEMO_FILE)]

@@ -98,10 +98,11 @@ def encode_cost(result: RunResult, rounds: int) -> float:
 async def measure(rounds: int, pause: float) -> dict[str, Any]:
     load_before = load()
     receiver, url = await receiver_process()
-    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = url
     from prober.record import traces
 
-    sink = traces.sink_from_environment(os.environ, None)
+    # Not into os.environ: run_all's later benchmarks would inherit a dead endpoint and
+    # their `prober run`s wait out the exporter's timeout at exit.
+    sink = traces.sink_from_environment({**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": url}, None)
     assert sink is not None
     processes.become_subreaper()
     cpu_seconds: dict[str, list[float]] = {mode: [] for mode in MODES}

@@ -24,6 +24,7 @@ from playwright.async_api import Playwright
 from bench.signin import PASSWORD, USER, sign_in
 from prober.contracts.config import Scenario, load_config
 from prober.demo.site import make_app, serve_on_loopback
+from prober.supervise import processes
 from prober.supervise.browser import DEFAULT_ARGS, browser_version, find_browser, playwright_version
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -41,6 +42,11 @@ class Target:
 
 @asynccontextmanager
 async def serve_target() -> AsyncIterator[Target]:
+    """The target, and this process made a child subreaper as `prober serve` and
+    `prober run` make themselves: benchmarks that drive a WorkerRunner here must reap
+    the Chromium helpers a killed worker orphans, or they wait for PID 1 to (up to 2 s
+    per run on this machine)."""
+    processes.become_subreaper()
     state = Target()
 
     @web.middleware
