@@ -24,38 +24,31 @@ import tempfile
 import threading
 import time
 import urllib.request
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import psutil
+import yaml
 
 from bench.common import BROWSER, load, serve_target, write_result
 from bench.signin import PASSWORD, USER
 
 _RUNS = re.compile(r"^prober_scenario_runs_total\{[^}]*\} ([0-9.e+]+)$", re.M)
-SCENARIO = """\
-  - name: sign-in-{index}
-    interval: 100ms
-    timeout: 20s
-    steps:
-      - name: app_page_loaded
-        actions:
-          - goto: "${{DEMO_URL}}/"
-          - wait_for: "text=Sign in with IdP"
-      - name: idp_page_loaded
-        actions:
-          - click: "text=Sign in with IdP"
-          - wait_for: "input[name=login]"
-      - name: credentials_accepted
-        actions:
-          - fill: {{selector: "input[name=login]", value: "${{DEMO_USER}}"}}
-          - fill: {{selector: "input[name=password]", value: "${{DEMO_PASSWORD}}"}}
-          - click: "button[type=submit]"
-      - name: back_in_app
-        actions:
-          - wait_for_url: "**/projects"
-          - expect_text: {{selector: "h2", text: "Choose a project"}}
-"""
+
+
+def scenario_file(concurrency: int) -> str:
+    """`concurrency` copies of the bundled demo sign-in (the steps `prober demo` runs),
+    each back to back: interval 100 ms."""
+    demo = yaml.safe_load((resources.files("prober.demo") / "scenarios.yaml").read_text())
+    (sign_in,) = [s for s in demo["scenarios"] if s["name"] == "demo-sign-in"]
+    copies = [
+        {**sign_in, "name": f"sign-in-{index}", "interval": "100ms", "timeout": "20s"}
+        for index in range(concurrency)
+    ]
+    for copy in copies:
+        copy.pop("slo", None)
+    return yaml.safe_dump({"scenarios": copies}, sort_keys=False)
 
 
 # Both sides run under it: the bare script's closed browsers leave orphans whose CPU time
@@ -161,9 +154,7 @@ class Serve:
         self, url: str, concurrency: int, isolation: str, workdir: Path, data_dir: bool = True
     ) -> None:
         config = workdir / "scenarios.yaml"
-        config.write_text(
-            "scenarios:\n" + "".join(SCENARIO.format(index=i) for i in range(concurrency))
-        )
+        config.write_text(scenario_file(concurrency))
         self.port = free_port()
         env = {
             **os.environ,

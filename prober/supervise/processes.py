@@ -364,10 +364,13 @@ class WorkerProcesses:
         payload: bytes,
         on_line: Callable[[bytes], Reading],
         deadline: float,
+        keep_stdin_open: bool = False,
     ) -> Ending:
-        """Write `payload` and close stdin, then hand each output line to `on_line`.
+        """Write `payload`, then hand each output line to `on_line` until it says "done".
 
-        Everything happens before `deadline` (CLOCK_MONOTONIC), the run's hard limit.
+        A per-run worker gets its spec and then EOF (stdin closed); a slot worker
+        (`keep_stdin_open`) gets one spec line and waits for the next. Everything
+        happens before `deadline` (CLOCK_MONOTONIC), the run's hard limit.
         """
         process = worker.process
         assert process.stdin and process.stdout
@@ -375,44 +378,19 @@ class WorkerProcesses:
         try:
             async with asyncio.timeout_at(deadline):
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    process.stdin.write(payload)
+                    process.stdin.write(payload + b"\n" if keep_stdin_open else payload)
                     await process.stdin.drain()
-                    process.stdin.close()
+                    if not keep_stdin_open:
+                        process.stdin.close()
                 how = await _read(process.stdout, on_line)
                 if how == "eof":
                     # The worker is gone or going without a result: its exit status says why.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(process.wait(), self.exit_wait)
-                # "done": the result is in and nothing the worker does after it counts. Its
-                # orderly close (browser, driver) cost ~0.2 CPU-s and as much wall time;
-                # `retire` kills the tree now, as at a timeout.
-        except TimeoutError:
-            how = "timeout"
-        return Ending(how, time.monotonic(), process.returncode, worker.stderr())
-
-    async def exchange(
-        self,
-        worker: Worker,
-        payload: bytes,
-        on_line: Callable[[bytes], Reading],
-        deadline: float,
-    ) -> Ending:
-        """Write one `payload` line and keep stdin open (a slot worker serves many), then
-        hand each output line to `on_line` until it says "done"; all before `deadline`."""
-        process = worker.process
-        assert process.stdin and process.stdout
-        how: Literal["done", "eof", "stopped", "timeout", "overflow"] = "eof"
-        try:
-            async with asyncio.timeout_at(deadline):
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    process.stdin.write(payload + b"\n")
-                    await process.stdin.drain()
-                how = await _read(process.stdout, on_line)
-                if how == "eof":
-                    # The slot worker died mid-run: a moment to reap it, so the run's
-                    # error can name its exit status.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(process.wait(), self.exit_wait)
+                # "done": the result is in and nothing the worker does after it counts. A
+                # per-run worker's orderly close (browser, driver) cost ~0.2 CPU-s and as
+                # much wall time, so `retire` kills its tree now, as at a timeout; a slot
+                # worker goes back to its pool.
         except TimeoutError:
             how = "timeout"
         return Ending(how, time.monotonic(), process.returncode, worker.stderr())

@@ -173,8 +173,12 @@ class WorkerRunner:
             return "more" if reading == "done" and tracker.ended is None else reading
 
         try:
-            ending = await self.processes.exchange(
-                slot.worker, spec.model_dump_json().encode(), on_line, hard_deadline
+            ending = await self.processes.stream(
+                slot.worker,
+                spec.model_dump_json().encode(),
+                on_line,
+                hard_deadline,
+                keep_stdin_open=True,
             )
             if tracker.timed_out(ending):  # before the kill: is it our browser that hung?
                 tracker.stopped_processes = await asyncio.to_thread(
