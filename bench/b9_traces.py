@@ -98,11 +98,12 @@ def encode_cost(result: RunResult, rounds: int) -> float:
 async def measure(rounds: int, pause: float) -> dict[str, Any]:
     load_before = load()
     receiver, url = await receiver_process()
+    # The SDK's exporter reads it from os.environ; removed again below, or run_all's later
+    # benchmarks inherit a dead endpoint and wait out the exporter's timeout at exit.
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = url
     from prober.record import traces
 
-    # Not into os.environ: run_all's later benchmarks would inherit a dead endpoint and
-    # their `prober run`s wait out the exporter's timeout at exit.
-    sink = traces.sink_from_environment({**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": url}, None)
+    sink = traces.sink_from_environment(os.environ, None)
     assert sink is not None
     processes.become_subreaper()
     cpu_seconds: dict[str, list[float]] = {mode: [] for mode in MODES}
@@ -134,6 +135,7 @@ async def measure(rounds: int, pause: float) -> dict[str, Any]:
                     last = result
     finally:
         await asyncio.to_thread(sink.close)
+        os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         receiver.kill()
         await receiver.wait()
     assert last is not None
